@@ -1,0 +1,28 @@
+"""actfast: fast, accurate activation functions for NumPy.
+
+Every activation has a forward function (``relu``, ``gelu``, ...) and a fused gradient
+(``relu_grad(x, dy)`` = ``dy * relu'(x)``). They are NumPy ufuncs underneath: any shape,
+broadcasting, ``out=``, ``where=``, and dask/xarray arrays work as with ``np.tanh``.
+Names and parameters follow ``torch.nn.functional``.
+"""
+
+from ._version import __version__
+from ._dispatch import isa as _isa  # noqa: F401  (imports the kernels first)
+from ._threads import get_num_threads, num_threads, set_num_threads
+from ._config import show_config
+from ._elementwise import *  # noqa: F403
+from ._elementwise import __all__ as _elementwise_all
+from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "num_threads",
+    "set_num_threads",
+    "show_config",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
+    "logsigmoid",
+    *_elementwise_all,
+]

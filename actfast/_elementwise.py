@@ -1,0 +1,488 @@
+"""Public elementwise activations and their gradients.
+
+Each function is a thin layer over a NumPy ufunc of the compiled kernel module: it
+checks the keyword parameters (which become extra ufunc inputs) and lets the ufunc do
+everything else, so broadcasting, ``out=``, ``where=``, casting and ``__array_ufunc__``
+overrides (dask, xarray) behave exactly as with ``np.tanh``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._dispatch import kernels as _k
+
+__all__ = [
+    "celu", "celu_grad", "elu", "elu_grad", "gelu", "gelu_grad",
+    "hard_sigmoid", "hard_sigmoid_grad", "hard_swish", "hard_swish_grad",
+    "hard_tanh", "hard_tanh_grad", "leaky_relu", "leaky_relu_grad",
+    "log_sigmoid", "log_sigmoid_grad", "log_softmax", "log_softmax_grad",
+    "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad",
+    "selu", "selu_grad", "sigmoid", "sigmoid_grad", "silu", "silu_grad",
+    "softmax", "softmax_grad", "softplus", "softplus_grad", "softsign", "softsign_grad",
+    "tanh", "tanh_grad",
+]
+
+_FLOAT64 = np.dtype(np.float64)
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT16 = np.dtype(np.float16)
+
+
+def _dtype_of(a: Any) -> np.dtype | None:
+    dt = getattr(a, "dtype", None)
+    return dt if isinstance(dt, np.dtype) else None
+
+
+def _unsupported_dtype_error(name: str, arrays: tuple[Any, ...], exc: Exception) -> Exception:
+    """A TypeError naming the offending dtype, or the original error if none is."""
+    for a in arrays:
+        dt = _dtype_of(a)
+        if dt is None:
+            try:
+                dt = np.asarray(a).dtype
+            except Exception:  # noqa: BLE001 - not an array at all
+                return TypeError(f"actfast.{name}: cannot interpret {type(a).__name__!r} as an array")
+        if dt.kind not in "biuf" or dt.itemsize > 8:
+            return TypeError(
+                f"actfast.{name} does not support dtype {dt} ({dt.kind!r} kind); it takes real "
+                "floating (float16/32/64), integer or bool arrays"
+            )
+    return exc
+
+
+def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[float, ...],
+          out: Any, where: Any) -> Any:
+    kwargs: dict[str, Any] = {}
+    if out is not None:
+        kwargs["out"] = out
+    if where is not True:
+        kwargs["where"] = where
+    # NumPy's loop search would send int8/int16/bool to the float16/float32 loops (as it
+    # does for np.tanh); actfast computes integer input in float64.
+    kinds = [dt.kind for dt in map(_dtype_of, arrays) if dt is not None]
+    if kinds and all(k in "biu" for k in kinds):
+        kwargs["dtype"] = _FLOAT64
+    try:
+        return ufunc(*arrays, *params, **kwargs)
+    except TypeError as exc:
+        err = _unsupported_dtype_error(name, arrays, exc)
+        if err is exc:
+            raise
+        raise err from exc
+
+
+def _real(name: str, pname: str, value: Any) -> float:
+    """A scalar parameter as a Python float (a weak scalar: float32 stays float32)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+            raise TypeError(f"actfast.{name}: {pname} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"actfast.{name}: {pname} must not be NaN")
+    return v
+
+
+_COMMON = """
+    Parameters
+    ----------
+    x : array_like
+        Input (any shape; integer and bool input is computed in float64, float16 in
+        float32 and rounded to float16).{params}
+    out : ndarray, optional
+        Where to write the result; it must have the broadcast shape and a dtype the
+        result can be cast to (``same_kind``). It may be ``x`` itself (in place). On
+        any error it is left untouched.
+    where : array_like of bool, optional
+        As for any NumPy ufunc: only where True is ``out`` written.
+
+    Returns
+    -------
+    ndarray or scalar
+        ``{ret}``, with the dtype of ``x`` for float16/32/64 input; a NumPy scalar
+        for scalar or 0-d input.
+"""
+
+_COMMON_GRAD = """
+    Parameters
+    ----------
+    x : array_like
+        The input of the forward pass.
+    dy : array_like
+        The upstream gradient; broadcasts against ``x``.{params}
+    out : ndarray, optional
+        Where to write ``dx`` (see the forward function); may alias ``x`` or ``dy``.
+    where : array_like of bool, optional
+        As for any NumPy ufunc.
+
+    Returns
+    -------
+    ndarray or scalar
+        ``dx = dy * f'(x)``, computed in one pass.
+"""
+
+
+def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = False) -> Callable:
+    def deco(func: Callable) -> Callable:
+        template = _COMMON_GRAD if grad else _COMMON
+        func.__doc__ = formula.rstrip() + "\n" + template.format(params=params, ret=ret)
+        return func
+    return deco
+
+
+_P_SLOPE = """
+    negative_slope : float, default 0.01
+        Slope for x < 0."""
+_P_ALPHA = """
+    alpha : float, default 1.0
+        Scale of the negative saturation value."""
+_P_SOFTPLUS = """
+    beta : float, default 1.0
+        Sharpness; must be non-zero.
+    threshold : float, default 20.0
+        Above ``beta * x > threshold`` the function is the identity."""
+_P_HARDTANH = """
+    min_val, max_val : float, default -1.0, 1.0
+        The clamp bounds; ``min_val <= max_val``."""
+_P_GELU = """
+    approximate : {"none", "tanh"}, default "none"
+        "none" is the exact ``x * Phi(x)``; "tanh" the tanh approximation."""
+
+# --------------------------------------------------------------------------------------
+# Piecewise-linear family
+# --------------------------------------------------------------------------------------
+
+
+@_document("""Rectified linear unit: ``relu(x) = max(x, 0)``.
+
+    NaN propagates; ``relu(-0.0) = +0.0``.""")
+def relu(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.relu, "relu", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`relu`: ``dy * (x > 0)``; 0 at the kink x = 0, as PyTorch.""", grad=True)
+def relu_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.relu_grad, "relu_grad", (x, dy), (), out, where)
+
+
+@_document("""ReLU capped at 6: ``relu6(x) = min(max(x, 0), 6)``.""")
+def relu6(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.relu6, "relu6", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`relu6`: ``dy * (0 < x < 6)``.""", grad=True)
+def relu6_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.relu6_grad, "relu6_grad", (x, dy), (), out, where)
+
+
+@_document("""Leaky ReLU: ``x if x > 0 else negative_slope * x``.""", _P_SLOPE)
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01, *, out: Any = None, where: Any = True) -> Any:
+    s = _real("leaky_relu", "negative_slope", negative_slope)
+    return _call(_k.leaky_relu, "leaky_relu", (x,), (s,), out, where)
+
+
+@_document("""Gradient of :func:`leaky_relu`: ``dy if x > 0 else dy * negative_slope``.""", _P_SLOPE, grad=True)
+def leaky_relu_grad(x: ArrayLike, dy: ArrayLike, negative_slope: float = 0.01, *,
+                    out: Any = None, where: Any = True) -> Any:
+    s = _real("leaky_relu_grad", "negative_slope", negative_slope)
+    return _call(_k.leaky_relu_grad, "leaky_relu_grad", (x, dy), (s,), out, where)
+
+
+def _bounds(name: str, min_val: float, max_val: float) -> tuple[float, float]:
+    lo, hi = _real(name, "min_val", min_val), _real(name, "max_val", max_val)
+    if lo > hi:
+        raise ValueError(f"actfast.{name}: min_val ({lo}) must not exceed max_val ({hi})")
+    return lo, hi
+
+
+@_document("""Hard tanh: ``clip(x, min_val, max_val)``; NaN propagates.""", _P_HARDTANH)
+def hard_tanh(x: ArrayLike, min_val: float = -1.0, max_val: float = 1.0, *,
+              out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_tanh, "hard_tanh", (x,), _bounds("hard_tanh", min_val, max_val), out, where)
+
+
+@_document("""Gradient of :func:`hard_tanh`: ``dy * (min_val < x < max_val)``.""", _P_HARDTANH, grad=True)
+def hard_tanh_grad(x: ArrayLike, dy: ArrayLike, min_val: float = -1.0, max_val: float = 1.0, *,
+                   out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_tanh_grad, "hard_tanh_grad", (x, dy), _bounds("hard_tanh_grad", min_val, max_val),
+                 out, where)
+
+
+@_document("""Hard sigmoid (PyTorch's ``hardsigmoid``): ``relu6(x + 3) / 6``.""")
+def hard_sigmoid(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_sigmoid, "hard_sigmoid", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`hard_sigmoid`: ``dy / 6`` on (-3, 3), else 0.""", grad=True)
+def hard_sigmoid_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_sigmoid_grad, "hard_sigmoid_grad", (x, dy), (), out, where)
+
+
+@_document("""Hard swish (PyTorch's ``hardswish``): ``x * relu6(x + 3) / 6``.""")
+def hard_swish(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_swish, "hard_swish", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`hard_swish`: 0 for x < -3, ``dy * (x/3 + 1/2)`` on [-3, 3],
+    ``dy`` above (PyTorch's convention at the kinks).""", grad=True)
+def hard_swish_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_swish_grad, "hard_swish_grad", (x, dy), (), out, where)
+
+
+@_document("""Softsign: ``x / (1 + |x|)``; +-1 at +-inf.""")
+def softsign(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.softsign, "softsign", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`softsign`: ``dy / (1 + |x|)**2``.""", grad=True)
+def softsign_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.softsign_grad, "softsign_grad", (x, dy), (), out, where)
+
+
+# --------------------------------------------------------------------------------------
+# Exponential family
+# --------------------------------------------------------------------------------------
+
+
+@_document("""Exponential linear unit: ``x if x > 0 else alpha * (exp(x) - 1)``.""", _P_ALPHA)
+def elu(x: ArrayLike, alpha: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
+    a = _real("elu", "alpha", alpha)
+    return _call(_k.elu, "elu", (x,), (a,), out, where)
+
+
+@_document("""Gradient of :func:`elu`: ``dy if x > 0 else dy * alpha * exp(x)``
+    (``alpha * dy`` at x = 0, as PyTorch).""", _P_ALPHA, grad=True)
+def elu_grad(x: ArrayLike, dy: ArrayLike, alpha: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
+    a = _real("elu_grad", "alpha", alpha)
+    return _call(_k.elu_grad, "elu_grad", (x, dy), (a,), out, where)
+
+
+@_document("""Scaled ELU: ``scale * (x if x > 0 else alpha * (exp(x) - 1))`` with
+    ``alpha = 1.6732632423543772`` and ``scale = 1.0507009873554805``.""")
+def selu(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.selu, "selu", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`selu`: ``dy * scale`` for x > 0, else
+    ``dy * scale * alpha * exp(x)``.""", grad=True)
+def selu_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.selu_grad, "selu_grad", (x, dy), (), out, where)
+
+
+def _celu_alpha(name: str, alpha: float) -> float:
+    a = _real(name, "alpha", alpha)
+    if a == 0:
+        raise ValueError(f"actfast.{name}: alpha must be non-zero (CELU divides by alpha)")
+    return a
+
+
+@_document("""Continuously differentiable ELU: ``x if x > 0 else alpha * (exp(x / alpha) - 1)``.""",
+           _P_ALPHA + " Must be non-zero.")
+def celu(x: ArrayLike, alpha: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.celu, "celu", (x,), (_celu_alpha("celu", alpha),), out, where)
+
+
+@_document("""Gradient of :func:`celu`: ``dy if x > 0 else dy * exp(x / alpha)``.""",
+           _P_ALPHA, grad=True)
+def celu_grad(x: ArrayLike, dy: ArrayLike, alpha: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.celu_grad, "celu_grad", (x, dy), (_celu_alpha("celu_grad", alpha),), out, where)
+
+
+# --------------------------------------------------------------------------------------
+# Sigmoid family
+# --------------------------------------------------------------------------------------
+
+
+@_document("""Logistic sigmoid: ``1 / (1 + exp(-x))``, computed without overflow for any x.""")
+def sigmoid(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.sigmoid, "sigmoid", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`sigmoid`: ``dy * s * (1 - s)``, ``s = sigmoid(x)``.""", grad=True)
+def sigmoid_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.sigmoid_grad, "sigmoid_grad", (x, dy), (), out, where)
+
+
+@_document("""Log-sigmoid: ``log(sigmoid(x)) = -softplus(-x)``, accurate for large |x|.""")
+def log_sigmoid(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.log_sigmoid, "log_sigmoid", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`log_sigmoid`: ``dy * sigmoid(-x)``.""", grad=True)
+def log_sigmoid_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.log_sigmoid_grad, "log_sigmoid_grad", (x, dy), (), out, where)
+
+
+@_document("""SiLU (swish): ``x * sigmoid(x)``.""")
+def silu(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.silu, "silu", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`silu`: ``dy * s * (1 + x * (1 - s))``, ``s = sigmoid(x)``.""", grad=True)
+def silu_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.silu_grad, "silu_grad", (x, dy), (), out, where)
+
+
+def _softplus_params(name: str, beta: float, threshold: float) -> tuple[float, float]:
+    b = _real(name, "beta", beta)
+    if b == 0:
+        raise ValueError(f"actfast.{name}: beta must be non-zero")
+    return b, _real(name, "threshold", threshold)
+
+
+@_document("""Softplus: ``log(1 + exp(beta * x)) / beta``, and ``x`` where
+    ``beta * x > threshold`` (as PyTorch).""", _P_SOFTPLUS)
+def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0, *,
+             out: Any = None, where: Any = True) -> Any:
+    return _call(_k.softplus, "softplus", (x,), _softplus_params("softplus", beta, threshold), out, where)
+
+
+@_document("""Gradient of :func:`softplus`: ``dy * sigmoid(beta * x)``, and ``dy`` where
+    ``beta * x > threshold``.""", _P_SOFTPLUS, grad=True)
+def softplus_grad(x: ArrayLike, dy: ArrayLike, beta: float = 1.0, threshold: float = 20.0, *,
+                  out: Any = None, where: Any = True) -> Any:
+    return _call(_k.softplus_grad, "softplus_grad", (x, dy),
+                 _softplus_params("softplus_grad", beta, threshold), out, where)
+
+
+@_document("""Mish: ``x * tanh(softplus(x))``.""")
+def mish(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.mish, "mish", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`mish`: ``dy * (t + x * sigmoid(x) * (1 - t**2))``,
+    ``t = tanh(softplus(x))``.""", grad=True)
+def mish_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.mish_grad, "mish_grad", (x, dy), (), out, where)
+
+
+# --------------------------------------------------------------------------------------
+# tanh and gelu
+# --------------------------------------------------------------------------------------
+
+
+@_document("""Hyperbolic tangent: ``tanh(x)``.""")
+def tanh(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh, "tanh", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`tanh`: ``dy * (1 - tanh(x)**2)``, accurate for large |x|.""", grad=True)
+def tanh_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh_grad, "tanh_grad", (x, dy), (), out, where)
+
+
+def _gelu_kernel(name: str, approximate: str, exact: np.ufunc, tanh_approx: np.ufunc) -> np.ufunc:
+    if approximate == "none":
+        return exact
+    if approximate == "tanh":
+        return tanh_approx
+    raise ValueError(f"actfast.{name}: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+@_document("""Gaussian error linear unit.
+
+    ``approximate="none"``: ``x * Phi(x)``, ``Phi`` the standard normal CDF, computed as
+    ``x * erfc(-x / sqrt(2)) / 2`` (no cancellation for negative x).
+    ``approximate="tanh"``: ``x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x**3)))``.""", _P_GELU)
+def gelu(x: ArrayLike, approximate: str = "none", *, out: Any = None, where: Any = True) -> Any:
+    uf = _gelu_kernel("gelu", approximate, _k.gelu, _k.gelu_tanh)
+    return _call(uf, "gelu", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`gelu`: ``dy * (Phi(x) + x * phi(x))`` for "none",
+    the derivative of the tanh form for "tanh".""", _P_GELU, grad=True)
+def gelu_grad(x: ArrayLike, dy: ArrayLike, approximate: str = "none", *,
+              out: Any = None, where: Any = True) -> Any:
+    uf = _gelu_kernel("gelu_grad", approximate, _k.gelu_grad, _k.gelu_tanh_grad)
+    return _call(uf, "gelu_grad", (x, dy), (), out, where)
+
+
+# --------------------------------------------------------------------------------------
+# softmax and log_softmax (along one axis)
+# --------------------------------------------------------------------------------------
+
+
+def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, out: Any) -> Any:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"actfast.{name}: axis must be an int, got {type(axis).__name__}")
+    if any(np.ndim(a) == 0 for a in arrays):
+        # A 0-d input is a row of one element.
+        arrays = tuple(np.reshape(a, (1,)) if np.ndim(a) == 0 else a for a in arrays)
+        if out is not None:
+            raise ValueError(f"actfast.{name}: out= is not supported for 0-d input")
+        return _axis_call(gufunc, name, arrays, 0, None)[0]
+    dts = [dt for dt in map(_dtype_of, arrays) if dt is not None]
+    half = bool(dts) and all(dt == _FLOAT16 for dt in dts)
+    kwargs: dict[str, Any] = {"axis": int(axis)}
+    if out is not None:
+        kwargs["out"] = out
+    if half:
+        kwargs["dtype"] = _FLOAT32           # computed in float32 ...
+    elif dts and all(dt.kind in "biu" for dt in dts):
+        kwargs["dtype"] = _FLOAT64
+    try:
+        result = gufunc(*arrays, **kwargs)
+    except TypeError as exc:
+        err = _unsupported_dtype_error(name, arrays, exc)
+        if err is exc:
+            raise
+        raise err from exc
+    except np.exceptions.AxisError as exc:
+        raise type(exc)(f"actfast.{name}: axis {axis} is out of bounds for the input") from exc
+    if half and out is None:
+        result = result.astype(_FLOAT16)    # ... and rounded once to float16
+    return result
+
+
+def softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; a 0-d input is a row of one element.
+    axis : int, default -1
+        The axis to normalise along.
+    out : ndarray, optional
+        Where to write the result (same shape as ``x``).
+
+    Returns
+    -------
+    ndarray
+        Each slice along ``axis`` sums to 1. A row holding NaN is all NaN; +inf
+        entries share the mass equally (the limit); a row of -inf only is NaN.
+    """
+    return _axis_call(_k.softmax, "softmax", (x,), axis, out)
+
+
+def softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`softmax`: ``y * (dy - sum(dy * y))``.
+
+    ``y = softmax(x, axis)`` is recomputed; the sum runs along ``axis``. ``x`` and
+    ``dy`` broadcast against each other outside ``axis``.
+    """
+    return _axis_call(_k.softmax_grad, "softmax_grad", (x, dy), axis, out)
+
+
+def log_softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Log-softmax along ``axis``: ``x - max - log(sum(exp(x - max)))``.
+
+    Accurate for large logits (no overflow); see :func:`softmax` for the NaN and inf
+    rules and the parameters.
+    """
+    return _axis_call(_k.log_softmax, "log_softmax", (x,), axis, out)
+
+
+def log_softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`log_softmax`: ``dy - softmax(x) * sum(dy)``."""
+    return _axis_call(_k.log_softmax_grad, "log_softmax_grad", (x, dy), axis, out)
+
+
+# PyTorch's spellings, for users coming from torch.nn.functional.
+hardtanh = hard_tanh
+hardsigmoid = hard_sigmoid
+hardswish = hard_swish
+logsigmoid = log_sigmoid

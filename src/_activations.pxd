@@ -158,7 +158,8 @@ cdef inline floating hard_sigmoid_grad(floating x, floating dy) noexcept nogil:
 
 cdef inline floating hard_swish(floating x) noexcept nogil:
     # x * relu6(x + 3) / 6; the select keeps -inf from giving -inf * 0.
-    return <floating>0 if x <= -3 else x * hard_tanh(x + <floating>3, <floating>0, <floating>6) * <floating>(1.0 / 6.0)
+    # (relu6(x + 3) / 6) first, so that x * 1 cannot overflow near the float's maximum.
+    return <floating>0 if x <= -3 else x * (hard_tanh(x + <floating>3, <floating>0, <floating>6) * <floating>(1.0 / 6.0))
 
 cdef inline floating hard_swish_grad(floating x, floating dy) noexcept nogil:
     # PyTorch's kinks: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
@@ -171,8 +172,9 @@ cdef inline floating softsign(floating x) noexcept nogil:
     return (<floating>1 if x > 0 else <floating>-1) if f_isinf(x) else r
 
 cdef inline floating softsign_grad(floating x, floating dy) noexcept nogil:
-    cdef floating d = <floating>1 + f_abs(x)
-    return dy / (d * d)
+    # (dy r) r with r = 1 / (1 + |x|): (1 + |x|)^2 would overflow for |x| > 1.8e19 (float).
+    cdef floating r = <floating>1 / (<floating>1 + f_abs(x))
+    return (dy * r) * r
 
 # ---------------------------------------------------------------------------------------
 # Exponential family
@@ -243,20 +245,20 @@ cdef inline floating softplus_grad(floating x, floating dy, floating beta, float
 cdef inline floating mish(floating x) noexcept nogil:
     # x * tanh(softplus(x)); with n = exp(x), tanh(log1p(n)) = n(n+2) / (n(n+2) + 2),
     # which has no cancellation. Above x = 20 the ratio is 1 in float and double.
-    cdef floating n = f_exp(x if x < 20 else <floating>20)
+    cdef floating n = f_exp(<floating>20 if x > 20 else x)   # NaN passes
     cdef floating p = n * (n + <floating>2)
     cdef floating t = p / (p + <floating>2)
     return <floating>0 if x == -INFINITY else x * t
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
     # t + x sigmoid(x) (1 - t^2), with 1 - t = 2 / (p + 2) computed without cancellation.
-    cdef floating n = f_exp(x if x < 20 else <floating>20)
+    cdef floating n = f_exp(<floating>20 if x > 20 else x)   # NaN passes
     cdef floating p = n * (n + <floating>2)
     cdef floating q = <floating>1 / (p + <floating>2)
     cdef floating t = p * q
     cdef floating one_minus_t2 = (<floating>2 * q) * (<floating>1 + t)
     # Past the clamp, 1 - t^2 (~4 exp(-2x)) is below the resolution of t: drop the term.
-    cdef floating d = t + (x * f_sigmoid(x) * one_minus_t2 if x < 20 else <floating>0)
+    cdef floating d = t + (<floating>0 if x > 20 else x * f_sigmoid(x) * one_minus_t2)
     return dy * ((<floating>1 if x > 0 else <floating>0) if f_isinf(x) else d)
 
 # ---------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
+
 from ._dispatch import kernels as _kernels
 
 __all__ = ["get_num_threads", "num_threads", "set_num_threads"]
@@ -48,7 +50,9 @@ def set_num_threads(n: int) -> None:
         the number of cores).
     """
     global _requested
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError("the number of threads must be an int, got bool")
+    if not isinstance(n, int):
         try:
             n = int(n.__index__())  # numpy integers
         except (AttributeError, TypeError):

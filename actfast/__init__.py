@@ -13,6 +13,8 @@ from ._config import show_config
 from ._elementwise import *  # noqa: F403
 from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
+from .born_dead import BornDeadEstimate, born_dead_probability
 
 __all__ = [
     "__version__",
@@ -24,5 +26,12 @@ __all__ = [
     "hardswish",
     "hardtanh",
     "logsigmoid",
+    "BornDeadEstimate",
+    "Sparsity",
+    "born_dead_probability",
+    "dead_fraction",
+    "dead_units",
+    "saturation",
+    "sparsity",
     *_elementwise_all,
 ]

@@ -52,12 +52,15 @@ An object with two keys:
 
 ``meta``
     ``version`` (of this format, 1), ``started`` (UTC ISO time), ``command`` (argv),
-    ``cpu``, ``cores`` (``os.cpu_count()``), ``isa`` (the kernel variant actfast
-    loaded), ``threads`` (actfast's thread count during the run), ``versions`` (python,
-    actfast, numpy, scipy, torch, numexpr: ``null`` when absent), ``blas``
-    (threadpoolctl's list, ``[]`` without threadpoolctl), ``openblas_env`` (the
-    ``OPENBLAS_*`` variables that were set), ``settings`` (samples, min_batch_s,
-    sizes, dtypes, ops, alloc), ``tolerances``, ``config`` (``actfast._config.config()``).
+    ``cpu``, ``cores`` (``os.cpu_count()``), ``platform``, ``isa`` (the kernel variant
+    actfast loaded), ``threads`` (actfast's thread count during the run), ``versions``
+    (python, actfast, numpy, scipy, torch, numexpr: ``null`` when absent or not raced),
+    ``blas`` (threadpoolctl's list, ``[]`` without threadpoolctl), ``openblas_env`` (the
+    ``OPENBLAS_*`` variables that were set), ``loadavg_start`` / ``loadavg_end`` (1-min
+    load average: a busy machine makes multi-threaded timings unreliable),
+    ``elapsed_s``, ``settings`` (samples, min_batch_s, sizes, dtypes, ops, kinds, alloc,
+    dense_shapes, impls), ``tolerances`` ({"float32": {"rtol", "atol"}, ...}),
+    ``config`` (``actfast._config.config()``). Non-finite floats are written as null.
 ``records``
     A list, one per (op, kind, dtype, size, impl):
 
@@ -734,10 +737,29 @@ def metadata(args: argparse.Namespace, threads: int, settings: dict[str, Any]) -
         },
         "blas": cfg["threadpools"],
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
+        "loadavg_start": _loadavg(),
         "settings": settings,
         "tolerances": {k: {"rtol": v[0], "atol": v[1]} for k, v in TOLERANCES.items()},
         "config": cfg,
     }
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def _finite_or_none(obj):
+    """JSON has no inf/NaN: such floats become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
 
 def _parse_list(text: str | None, conv=str) -> list | None:
@@ -801,6 +823,7 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
                 "dtypes": [d.name for d in dtypes], "ops": ops, "kinds": list(kinds),
                 "alloc": bool(args.alloc), "dense_shapes": [list(s) for s in dense_shapes] if do_dense else [],
                 "impls": names}
+    t_start = time.perf_counter()
     meta = metadata(args, threads, settings)
     records: list[dict[str, Any]] = []
 
@@ -832,6 +855,8 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
                                     tol=TOLERANCES["dense-" + dt.name], reference=ref)
             progress.step(f"{dt.name} dense {act} {nb}x{nin}x{nout}")
 
+    meta["loadavg_end"] = _loadavg()
+    meta["elapsed_s"] = round(time.perf_counter() - t_start, 1)
     result = {"meta": meta, "records": records}
     if args.markdown:
         stream.write(format_markdown(result) + "\n")
@@ -839,7 +864,7 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
         stream.write(format_text(result) + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump(_finite_or_none(result), f, indent=1, allow_nan=False)
         stream.write(f"wrote {args.json}\n")
     if args.plot:
         plot(result, args.plot)
@@ -917,6 +942,13 @@ def header_lines(meta: dict[str, Any]) -> list[str]:
             lines.append(f"BLAS: {tp.get('internal_api')} {tp.get('version')} "
                          f"({tp.get('architecture') or '?'} kernel, {tp.get('num_threads')} threads) "
                          f"{os.path.basename(tp.get('filepath') or '')}")
+    load = [v for v in (meta.get("loadavg_start"), meta.get("loadavg_end")) if v is not None]
+    if load:
+        cores = meta["cores"] or 1
+        busy = max(load) > 0.5 * cores
+        lines.append(f"load average (1 min) at start/end: {' / '.join(f'{v:.2f}' for v in load)} on {cores} cores"
+                     + ("  -- WARNING: the machine is busy; multi-threaded timings are unreliable "
+                        "(other processes take the cores a parallel loop waits for)" if busy else ""))
     st = meta["settings"]
     lines.append(f"timing: median of {st['samples']} samples, each >= {st['min_batch_s'] * 1e3:g} ms of calls, "
                  "implementations interleaved; ±: interquartile range / median")

@@ -619,32 +619,11 @@ def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch
 
     if not ready:
         return records
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with np.errstate(all="ignore"):
-            # Warm-up and calibration: calls per sample so that a sample lasts >= min_batch_s.
-            numbers = []
-            for _, prep in ready:
-                t = _time_batch(prep.call, 1)
-                t = min(t, _time_batch(prep.call, 1))
-                number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
-                if number > 1:
-                    t = _time_batch(prep.call, number)
-                    number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
-                numbers.append(number)
-            samples: list[list[float]] = [[] for _ in ready]
-            k = len(ready)
-            for r in range(n_samples):
-                for j in range(k):
-                    i = (j + r) % k
-                    samples[i].append(_time_batch(ready[i][1].call, numbers[i]))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    for (rec, prep), s, number in zip(ready, samples, numbers):
-        q1, med, q3 = np.percentile(s, [25, 50, 75])
-        rec.update(median_s=float(med), q1_s=float(q1), q3_s=float(q3), n_samples=len(s), number=number)
+    with np.errstate(all="ignore"):
+        stats = time_interleaved([prep.call for _, prep in ready], n_samples=n_samples,
+                                 min_batch_s=min_batch_s)
+    for (rec, prep), (med, q1, q3, n, number, _) in zip(ready, stats):
+        rec.update(median_s=med, q1_s=q1, q3_s=q3, n_samples=n, number=number)
         if prep.alloc_call is not None:
             try:
                 with np.errstate(all="ignore"):
@@ -652,6 +631,42 @@ def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch
             except Exception:  # noqa: BLE001
                 rec["peak_bytes"] = None
     return records
+
+
+def time_interleaved(calls: Sequence[Callable[[], Any]], *, n_samples: int, min_batch_s: float
+                     ) -> list[tuple[float, float, float, int, int, float]]:
+    """Time several calls against each other; per call ``(median, q1, q3, n_samples,
+    number, min)`` in seconds per call.
+
+    Each is warmed up and calibrated to ``number`` calls per sample so that a sample
+    lasts at least ``min_batch_s``; then ``n_samples`` rounds run every call's batch in
+    a rotating order (a drift of the machine hits them alike). GC is off meanwhile.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        numbers = []
+        for call in calls:
+            t = min(_time_batch(call, 1), _time_batch(call, 1))
+            number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
+            if number > 1:
+                t = _time_batch(call, number)
+                number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
+            numbers.append(number)
+        samples: list[list[float]] = [[] for _ in calls]
+        k = len(calls)
+        for r in range(n_samples):
+            for j in range(k):
+                i = (j + r) % k
+                samples[i].append(_time_batch(calls[i], numbers[i]))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    stats = []
+    for s, number in zip(samples, numbers):
+        q1, med, q3 = np.percentile(s, [25, 50, 75])
+        stats.append((float(med), float(q1), float(q3), len(s), number, float(min(s))))
+    return stats
 
 
 def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345):

@@ -1071,8 +1071,8 @@ def plot(result: dict[str, Any], path: str) -> None:
     dtypes = list(dict.fromkeys(k[0] for k in groups)) or ["float32"]
     fig, axes = plt.subplots(1, len(dtypes), figsize=(7.5 * len(dtypes), 6), squeeze=False, sharey=True)
     names = list(dict.fromkeys(k[2] for k in groups))
-    cmap = plt.get_cmap("tab20")
-    colours = {n: cmap(i % 20) for i, n in enumerate(names)}
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
     for ax, dtype in zip(axes[0], dtypes):
         for kind, style in (("forward", "-"), ("grad", "--")):
             for name in names:
@@ -1094,8 +1094,12 @@ def plot(result: dict[str, Any], path: str) -> None:
     axes[0][0].set_ylabel("NumPy time / actfast time")
     axes[0][-1].legend(fontsize=7, ncol=2, loc="best")
     meta = result["meta"]
+    load = max((v for v in (meta.get("loadavg_start"), meta.get("loadavg_end")) if v is not None), default=None)
+    busy = load is not None and load > 0.5 * (meta.get("cores") or 1)
     fig.suptitle(f"{meta['cpu']}, {meta['isa']}, {meta['threads']} threads, actfast "
-                 f"{meta['versions']['actfast']}, NumPy {meta['versions']['numpy']}", fontsize=9)
+                 f"{meta['versions']['actfast']}, NumPy {meta['versions']['numpy']}"
+                 + (f"  (busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""),
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ register(
     "actfast._bench:add_arguments", "actfast._bench:main",
     "Time every activation, forward and gradient, against NumPy's idiomatic expression "
     "(and PyTorch's CPU kernels and numexpr when installed), after checking each "
-    "implementation against a float64 reference. Prints a table per dtype.",
+    "implementation against a float64 reference. Prints a table per dtype; exits with "
+    "status 1 if an actfast result fails the check.",
 )
 
 
@@ -77,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.argv = ["actfast", *argv]
-    return int(_resolve(COMMANDS[args.command].run)(args) or 0)
+    try:
+        return int(_resolve(COMMANDS[args.command].run)(args) or 0)
+    except BrokenPipeError:       # `actfast bench | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
 
 
 if __name__ == "__main__":

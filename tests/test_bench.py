@@ -91,6 +91,15 @@ def test_json_has_the_documented_fields(tmp_path):
         assert 3000 * item <= r["peak_bytes"] <= 3000 * item + 4096
 
 
+def test_load_rerenders_a_saved_run(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["bench", *TINY, "--ops", "relu", "--dtype", "float32", "--json", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["bench", "--load", str(path), "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "| `relu_grad` | 3,000 |" in text
+
+
 def test_markdown_prints_a_table(capsys):
     assert main(["bench", *TINY, "--ops", "relu,tanh", "--dtype", "float64", "--markdown"]) == 0
     text = capsys.readouterr().out

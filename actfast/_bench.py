@@ -824,10 +824,17 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
     if args.ops and "dense" not in ops:
         dense_shapes = []    # --ops selects; "dense" in the list keeps the dense layer
     ops = [o for o in ops if o != "dense"]
-    do_dense = bool(dense_shapes) and hasattr(actfast, "dense")
 
-    if args.threads:
-        actfast.set_num_threads(args.threads)
+    import contextlib
+    with (actfast.num_threads(args.threads) if args.threads else contextlib.nullcontext()):
+        result = _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s,
+                          dense_shapes, impls)
+    _emit(result, args, stream)
+    return result
+
+
+def _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s, dense_shapes, impls):
+    do_dense = bool(dense_shapes) and hasattr(actfast, "dense")
     threads = actfast.get_num_threads()
     if impls is None:
         impls = default_impls(no_torch=args.no_torch, no_numexpr=args.no_numexpr)
@@ -877,9 +884,7 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
 
     meta["loadavg_end"] = _loadavg()
     meta["elapsed_s"] = round(time.perf_counter() - t_start, 1)
-    result = {"meta": meta, "records": records}
-    _emit(result, args, stream)
-    return result
+    return {"meta": meta, "records": records}
 
 
 def _emit(result: dict[str, Any], args: argparse.Namespace, stream) -> None:

@@ -241,3 +241,10 @@ def test_command_registry(capsys):
     finally:
         COMMANDS.pop("hello")
         del sys.modules[mod.__name__]
+
+
+def test_threads_option_is_used_and_restored():
+    before = actfast.get_num_threads()
+    res = _bench.run(_args("--ops", "relu", "--dtype", "float32", "--threads", "1"), stream=io.StringIO())
+    assert res["meta"]["threads"] == 1
+    assert actfast.get_num_threads() == before

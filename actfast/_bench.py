@@ -73,6 +73,7 @@ An object with two keys:
     impl         ``actfast``, ``numpy``, ``torch``, ``numexpr``
     median_s     median seconds per call (``null`` when not timed)
     q1_s, q3_s   first and third quartile of the per-call sample times
+    min_s        the fastest sample (steadier than the median on a busy machine)
     n_samples    samples taken (each the mean of ``number`` calls)
     number       calls per sample
     preallocated whether the timed call wrote into a preallocated output
@@ -593,7 +594,7 @@ def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch
     for impl in impls:
         rec: dict[str, Any] = {
             "op": case.op, "kind": case.kind, "dtype": case.dtype.name, "size": case.size,
-            "shape": shape, "impl": impl.name, "median_s": None, "q1_s": None, "q3_s": None,
+            "shape": shape, "impl": impl.name, "median_s": None, "q1_s": None, "q3_s": None, "min_s": None,
             "n_samples": 0, "number": 0, "preallocated": False, "peak_bytes": None,
             "correct": False, "max_abs_err": None, "error": None,
         }
@@ -622,8 +623,8 @@ def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch
     with np.errstate(all="ignore"):
         stats = time_interleaved([prep.call for _, prep in ready], n_samples=n_samples,
                                  min_batch_s=min_batch_s)
-    for (rec, prep), (med, q1, q3, n, number, _) in zip(ready, stats):
-        rec.update(median_s=med, q1_s=q1, q3_s=q3, n_samples=n, number=number)
+    for (rec, prep), (med, q1, q3, n, number, fastest) in zip(ready, stats):
+        rec.update(median_s=med, q1_s=q1, q3_s=q3, min_s=fastest, n_samples=n, number=number)
         if prep.alloc_call is not None:
             try:
                 with np.errstate(all="ignore"):

@@ -18,7 +18,7 @@ from actfast.__main__ import COMMANDS, build_parser, main, register
 # Tiny and fast: two sizes, 2 samples of >= 0.2 ms, no torch (its import alone is slow).
 TINY = ["--sizes", "64,3000", "--samples", "2", "--min-batch-ms", "0.2", "--no-torch", "--no-progress"]
 
-RECORD_FIELDS = {"op", "kind", "dtype", "size", "shape", "impl", "median_s", "q1_s", "q3_s", "n_samples",
+RECORD_FIELDS = {"op", "kind", "dtype", "size", "shape", "impl", "median_s", "q1_s", "q3_s", "min_s", "n_samples",
                  "number", "preallocated", "peak_bytes", "correct", "max_abs_err", "error"}
 META_FIELDS = {"version", "started", "command", "cpu", "cores", "platform", "isa", "threads", "versions",
                "blas", "openblas_env", "loadavg_start", "loadavg_end", "elapsed_s", "settings",
@@ -80,7 +80,7 @@ def test_json_has_the_documented_fields(tmp_path):
         assert isinstance(r["shape"], list) and int(np.prod(r["shape"])) == r["size"]
         if r["correct"]:
             assert r["n_samples"] == 2 and r["number"] >= 1
-            assert r["q1_s"] <= r["median_s"] <= r["q3_s"]
+            assert r["min_s"] <= r["q1_s"] <= r["median_s"] <= r["q3_s"]
             assert r["max_abs_err"] is not None
     af = [r for r in recs if r["impl"] == "actfast"]
     assert all(r["correct"] and r["preallocated"] for r in af)

@@ -1074,7 +1074,8 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: str) -> None:
-    """Speed-up over NumPy against size (log x): a line per op, a panel per dtype."""
+    """Speed-up over NumPy against size (log x): a line per op, a column of panels per
+    dtype (forward on top, gradient below when both were measured)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -1084,13 +1085,17 @@ def plot(result: dict[str, Any], path: str) -> None:
                          "(or pip install matplotlib)") from None
     groups = _grouped([r for r in result["records"] if r["kind"] != "dense"])
     dtypes = list(dict.fromkeys(k[0] for k in groups)) or ["float32"]
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(7.5 * len(dtypes), 6), squeeze=False, sharey=True)
+    kinds = [k for k in ("forward", "grad") if any(g[1] == k for g in groups)] or ["forward"]
     names = list(dict.fromkeys(k[2] for k in groups))
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colours = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
-    for ax, dtype in zip(axes[0], dtypes):
-        for kind, style in (("forward", "-"), ("grad", "--")):
-            for name in names:
+    markers = "osD^v<>pXh"
+    fig, axes = plt.subplots(len(kinds), len(dtypes), figsize=(6.2 * len(dtypes) + 1.8, 4.2 * len(kinds)),
+                             squeeze=False, sharex=True, sharey=True)
+    for col, dtype in enumerate(dtypes):
+        for row, kind in enumerate(kinds):
+            ax = axes[row][col]
+            for j, name in enumerate(names):
                 pts = []
                 for (dt, k, op, size, _), by in groups.items():
                     a, n = by.get("actfast"), by.get("numpy")
@@ -1098,24 +1103,27 @@ def plot(result: dict[str, Any], path: str) -> None:
                         pts.append((size, n["median_s"] / a["median_s"]))
                 if pts:
                     pts.sort()
-                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=colours[name],
-                            label=name if kind == "forward" else None)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_title(f"{dtype}: actfast speed-up over NumPy (solid forward, dashed gradient)", fontsize=10)
-        ax.set_xlabel("elements")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("NumPy time / actfast time")
-    axes[0][-1].legend(fontsize=7, ncol=2, loc="best")
+                    ax.plot(*zip(*pts), "-", marker=markers[j % len(markers)], ms=4, lw=1.3,
+                            color=colours[name], label=name)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="k", lw=0.9)
+            ax.set_title(f"{dtype}, {'gradient' if kind == 'grad' else 'forward'}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            if row == len(kinds) - 1:
+                ax.set_xlabel("elements")
+            if col == 0:
+                ax.set_ylabel("speed-up: NumPy time / actfast time")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
     meta = result["meta"]
     load = max((v for v in (meta.get("loadavg_start"), meta.get("loadavg_end")) if v is not None), default=None)
     busy = load is not None and load > 0.5 * (meta.get("cores") or 1)
-    fig.suptitle(f"{meta['cpu']}, {meta['isa']}, {meta['threads']} threads, actfast "
-                 f"{meta['versions']['actfast']}, NumPy {meta['versions']['numpy']}"
-                 + (f"  (busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""),
-                 fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"actfast {meta['versions']['actfast']} vs NumPy {meta['versions']['numpy']}: "
+                 f"{meta['cpu']}, {meta['isa']}, {meta['threads']} threads"
+                 + (f"\n(busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""),
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

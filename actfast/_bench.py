@@ -557,9 +557,12 @@ def check(got: Any, ref: np.ndarray, dtype: np.dtype, tol: tuple[float, float]) 
     if not finite.all():
         max_err = float("inf")
     if bad.any():
-        i = int(np.flatnonzero(bad.ravel())[0])
-        return False, max_err, (f"wrong result: {int(bad.sum())} of {bad.size} elements off, e.g. "
-                                f"got {got.ravel()[i]!r} for {ref.ravel()[i]!r}")
+        with np.errstate(all="ignore"):
+            rel = np.where(bad, err / np.abs(ref), 0.0).ravel()
+        i = int(np.nanargmax(np.where(np.isnan(rel), np.inf, rel)))
+        return False, max_err, (f"wrong result: {int(bad.sum())} of {bad.size} elements off "
+                                f"(max abs error {max_err:.3g}, worst relative {rel[i]:.3g}: got "
+                                f"{float(got.ravel()[i])!r} for {float(ref.ravel()[i])!r}, rtol {rtol:g})")
     if got.dtype != dtype:
         return False, max_err, f"wrong dtype {got.dtype} (input {dtype})"
     return True, max_err, None

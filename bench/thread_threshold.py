@@ -11,8 +11,8 @@ for one representative op of each class and a geometric sweep of sizes, it times
 same call forced serial (threshold set huge) and forced parallel (threshold 1) through
 the private hooks ``kernels._set_min_per_thread(cost, n)`` / ``_get_min_per_thread()``,
 interleaved, median of several samples, output preallocated. The crossover is the
-smallest size from which the parallel call is faster at that size *and every larger
-one* (by ``--margin``, 5 % by default); the threshold to use is that size divided by the
+smallest size from which the parallel call is faster (by ``--margin``, 5 % by default)
+at three consecutive sizes of the sweep; the threshold to use is that size divided by the
 thread count. The defaults are restored on exit.
 
 Run it on an otherwise idle machine: a parallel loop waits for its slowest thread, so
@@ -49,6 +49,14 @@ OPS = {
 
 def sweep(cost: str, label: str, fn, sizes, dtype, threads: int, samples: int, min_batch_s: float,
           stat: str = "median"):
+    """Per size: (n, serial seconds, parallel seconds) by the chosen statistic.
+
+    "median" compares the medians of interleaved batches (``_bench.time_interleaved``).
+    "min" and "p10" time single calls, alternating serial and parallel call by call,
+    for about ``samples * min_batch_s`` each, and compare the fastest (or the 10th
+    percentile) call: on a busy machine almost every batch of calls contains one where
+    another process took a core, but single calls that ran undisturbed still exist.
+    """
     rng = np.random.default_rng(0)
     rows = []
     for n in sizes:
@@ -64,36 +72,53 @@ def sweep(cost: str, label: str, fn, sizes, dtype, threads: int, samples: int, m
             K._set_min_per_thread(cost, 1)
             fn(x, dy, out)
         # Setting the threshold is a C assignment (~50 ns), paid by both sides alike.
-        s, p = _bench.time_interleaved([serial, parallel], n_samples=samples, min_batch_s=min_batch_s)
-        pick = 5 if stat == "min" else 0
-        rows.append((n, s[pick], p[pick]))
+        if stat == "median":
+            s, p = _bench.time_interleaved([serial, parallel], n_samples=samples, min_batch_s=min_batch_s)
+            rows.append((n, s[0], p[0]))
+            continue
+        ts, tp = [], []
+        clock = time.perf_counter
+        serial(), parallel()                       # warm-up
+        budget = samples * min_batch_s
+        t_end = clock() + 2 * budget
+        while (clock() < t_end or len(ts) < 20) and len(ts) < 20000:
+            t0 = clock()
+            serial()
+            t1 = clock()
+            parallel()
+            t2 = clock()
+            ts.append(t1 - t0)
+            tp.append(t2 - t1)
+        q = 0 if stat == "min" else 10
+        rows.append((n, float(np.percentile(ts, q)), float(np.percentile(tp, q))))
     return rows
 
 
-def crossover(rows, margin: float) -> int | None:
-    """Smallest n from which parallel wins (by margin) at n and at every larger size."""
-    best = None
-    for n, ts, tp in reversed(rows):
-        if ts / tp >= 1 + margin:
-            best = n
-        else:
-            break
-    return best
+def crossover(rows, margin: float, run: int = 3) -> int | None:
+    """Smallest n from which parallel wins (by ``margin``) at ``run`` consecutive sizes
+    (or at every remaining size near the top of the sweep). One noisy point at a large
+    size does not move the answer; a win at one small size alone does not either."""
+    wins = [ts / tp >= 1 + margin for _, ts, tp in rows]
+    for i in range(len(rows)):
+        if all(wins[i:i + run]):
+            return rows[i][0]
+    return None
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--threads", type=int, default=2, help="parallel side's thread count (default 2)")
-    p.add_argument("--min-size", type=float, default=2 ** 10)
-    p.add_argument("--max-size", type=float, default=2 ** 21)
+    p.add_argument("--min-size", type=float, default=2 ** 8)
+    p.add_argument("--max-size", type=float, default=2 ** 20)
     p.add_argument("--steps-per-octave", type=int, default=2)
     p.add_argument("--samples", type=int, default=7)
     p.add_argument("--min-batch-ms", type=float, default=2.0)
     p.add_argument("--margin", type=float, default=0.05, help="parallel must win by this fraction")
     p.add_argument("--costs", default="cheap,exp,erf")
-    p.add_argument("--stat", choices=("median", "min"), default="median",
-                   help="compare medians (default) or the fastest samples (steadier on a busy machine)")
+    p.add_argument("--stat", choices=("median", "p10", "min"), default="median",
+                   help="compare medians of batches (default), or the 10th percentile / fastest of "
+                        "single calls (steadier on a busy machine)")
     p.add_argument("--json", metavar="PATH", help="write the sweep as JSON (e.g. under bench/results/)")
     args = p.parse_args(argv)
 

@@ -98,11 +98,20 @@ def crossover(rows, margin: float, run: int = 3) -> int | None:
     """Smallest n from which parallel wins (by ``margin``) at ``run`` consecutive sizes
     (or at every remaining size near the top of the sweep). One noisy point at a large
     size does not move the answer; a win at one small size alone does not either."""
-    wins = [ts / tp >= 1 + margin for _, ts, tp in rows]
-    for i in range(len(rows)):
+    kept = [r for r in rows if not disturbed(r)]
+    wins = [ts / tp >= 1 + margin for _, ts, tp in kept]
+    for i in range(len(kept)):
         if all(wins[i:i + run]):
-            return rows[i][0]
+            return kept[i][0]
     return None
+
+
+def disturbed(row) -> bool:
+    """A parallel call that took milliseconds more than the serial one was waiting for a
+    core another process held (a parallel region itself costs microseconds): such a size
+    says nothing about the threshold and is left out of the crossover."""
+    _, ts, tp = row
+    return tp > 5 * ts and tp - ts > 1e-3
 
 
 def main(argv=None) -> int:
@@ -152,14 +161,20 @@ def main(argv=None) -> int:
                 print(f"\n[{cost}] {label}: serial vs {threads} threads")
                 print(f"{'elements':>10} {'per thread':>10} {'serial µs':>10} {'parallel µs':>11} {'speed-up':>8}")
                 for n, ts, tp in rows:
-                    mark = "  <- crossover" if n == cross else ""
+                    mark = "  <- crossover" if n == cross else "  (disturbed: left out)" if disturbed((n, ts, tp)) else ""
                     print(f"{n:>10,} {n // threads:>10,} {ts * 1e6:>10.2f} {tp * 1e6:>11.2f} {ts / tp:>7.2f}x{mark}")
-                print(f"crossover: {'none in range' if cross is None else f'{cross:,} elements = {cross // threads:,} per thread'}")
+                below = cross is not None and cross == next((r[0] for r in rows if not disturbed(r)), None)
+                print("crossover: " + ("none in range" if cross is None else
+                                       f"{'at or below ' if below else ''}{cross:,} elements = "
+                                       f"{cross // threads:,} per thread"))
                 result["sweeps"].append({"cost": cost, "op": label, "crossover": cross,
                                          "rows": [{"n": n, "serial_s": ts, "parallel_s": tp} for n, ts, tp in rows]})
             found = [c for c in per_class if c is not None]
             # A class's threshold must suit its slowest-to-pay-off op: take the largest.
             result["crossover"][cost] = max(found) // threads if found else None
+            result["disturbed_rows"] = result.get("disturbed_rows", 0) + sum(
+                disturbed(r) for sw in result["sweeps"] if sw["cost"] == cost
+                for r in ((x["n"], x["serial_s"], x["parallel_s"]) for x in sw["rows"]))
     finally:
         for cost, n in saved.items():
             K._set_min_per_thread(cost, n)
@@ -167,6 +182,9 @@ def main(argv=None) -> int:
     print(f"\nmeasured min elements per thread (largest crossover of the class's ops): {result['crossover']}")
     print(f"defaults in src/_kernels.pyx.tp: {saved}")
     print(f"load average at end {result['meta']['loadavg_end']:.2f}; {time.perf_counter() - t0:.0f} s")
+    if result.get("disturbed_rows"):
+        print(f"{result['disturbed_rows']} sizes were disturbed (a parallel call waited milliseconds "
+              "for a core held by another process) and left out")
     if max(result["meta"]["loadavg_start"], result["meta"]["loadavg_end"]) > 0.5 * (os.cpu_count() or 1):
         print("WARNING: the machine was busy; do not set defaults from this run")
     if args.json:

@@ -190,8 +190,12 @@ def test_dense_is_raced_when_actfast_has_it(monkeypatch):
             return 1.0 / (1.0 + np.exp(-h)) + 0.01    # deliberately wrong
         return actfast.gelu(h)
     monkeypatch.setattr(actfast, "dense", dense, raising=False)
+    out = io.StringIO()
     res = _bench.run(_args("--ops", "relu,dense", "--kind", "forward", "--dtype", "float32",
-                           "--dense-shapes", "8x32x16"), stream=io.StringIO())
+                           "--dense-shapes", "8x32x16"), stream=out)
+    assert "dense+relu 8x32x16" in out.getvalue()
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        assert "OPENBLAS_CORETYPE" in out.getvalue()      # the header line on slowed BLAS
     dense_recs = [r for r in res["records"] if r["kind"] == "dense"]
     assert {r["op"] for r in dense_recs} == set(_bench.DENSE_ACTIVATIONS)
     assert all(r["shape"] == [8, 32, 16] and r["size"] == 8 * 16 for r in dense_recs)
@@ -248,3 +252,26 @@ def test_threads_option_is_used_and_restored():
     res = _bench.run(_args("--ops", "relu", "--dtype", "float32", "--threads", "1"), stream=io.StringIO())
     assert res["meta"]["threads"] == 1
     assert actfast.get_num_threads() == before
+
+
+def test_torch_and_numexpr_agree_with_the_reference_in_float32():
+    """The optional peers are wired right: every op they have passes the check."""
+    impls = []
+    try:
+        import torch  # noqa: F401
+        impls.append(_bench.Impl("torch", _bench._prep_torch))
+    except ImportError:
+        pass
+    try:
+        import numexpr  # noqa: F401
+        impls.append(_bench.Impl("numexpr", _bench._prep_numexpr))
+    except ImportError:
+        pass
+    if not impls:
+        pytest.skip("neither torch nor numexpr is installed")
+    args = build_parser().parse_args(["bench", "--sizes", "2000", "--samples", "1", "--min-batch-ms", "0.05",
+                                      "--dtype", "float32", "--no-progress", "--no-dense"])
+    res = _bench.run(args, impls=impls, stream=io.StringIO())
+    assert res["records"]
+    bad = [(r["impl"], r["op"], r["kind"], r["error"]) for r in res["records"] if not r["correct"]]
+    assert not bad

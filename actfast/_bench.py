@@ -133,11 +133,6 @@ def _sp():
     return scipy.special
 
 
-def _where_np(cond, a, b, out):
-    # np.where has no out=: the NumPy idiom allocates.
-    return np.where(cond, a, b)
-
-
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
     """One computation: ``name`` with ``kind`` "forward" (f(x)) or "grad" (dy * f'(x))."""
@@ -492,7 +487,6 @@ def _prep_torch(case: Case) -> Prepared | None:
         import torch
     except ImportError:
         return None
-    F = torch.nn.functional
     if case.kind == "dense":
         tx, tw, tb = (torch.from_numpy(a) for a in (case.x, case.w, case.b))
         spec_t = OPS[(case.op, "forward")].torch
@@ -514,7 +508,6 @@ def _prep_torch(case: Case) -> Prepared | None:
         env["dtype"] = env["x"].dtype
         if spec.name == "log_sigmoid":
             env["buf"] = torch.ops.aten.log_sigmoid_forward.default(env["x"])[1]
-    del F
     alloc = lambda: _torch_call(torch, spec_t, env, None)  # noqa: E731
     to_np = lambda t: t.numpy()  # noqa: E731
     if case.alloc or spec_t[2] is None:

@@ -974,7 +974,9 @@ def header_lines(meta: dict[str, Any]) -> list[str]:
         busy = max(load) > 0.5 * cores
         lines.append(f"load average (1 min) at start/end: {' / '.join(f'{v:.2f}' for v in load)} on {cores} cores"
                      + ("  -- WARNING: the machine is busy; multi-threaded timings are unreliable "
-                        "(other processes take the cores a parallel loop waits for)" if busy else ""))
+                        "(other processes take the cores a parallel loop waits for); "
+                        + ("--threads 1 compares the kernels alone" if meta["threads"] > 1 else
+                           "single-threaded timings suffer less") if busy else ""))
     st = meta["settings"]
     lines.append(f"timing: median of {st['samples']} samples, each >= {st['min_batch_s'] * 1e3:g} ms of calls, "
                  "implementations interleaved; ±: interquartile range / median")

@@ -1,0 +1,277 @@
+"""`actfast bench`: end to end on tiny sizes, the JSON fields, --plot, --markdown, and the
+correctness gate that keeps a wrong implementation out of the race."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import actfast
+from actfast import _bench
+from actfast.__main__ import COMMANDS, build_parser, main, register
+
+# Tiny and fast: two sizes, 2 samples of >= 0.2 ms, no torch (its import alone is slow).
+TINY = ["--sizes", "64,3000", "--samples", "2", "--min-batch-ms", "0.2", "--no-torch", "--no-progress"]
+
+RECORD_FIELDS = {"op", "kind", "dtype", "size", "shape", "impl", "median_s", "q1_s", "q3_s", "min_s", "n_samples",
+                 "number", "preallocated", "peak_bytes", "correct", "max_abs_err", "error"}
+META_FIELDS = {"version", "started", "command", "cpu", "cores", "platform", "isa", "threads", "versions",
+               "blas", "openblas_env", "loadavg_start", "loadavg_end", "elapsed_s", "settings",
+               "tolerances", "config"}
+
+
+def _args(*extra):
+    return build_parser().parse_args(["bench", *TINY, *extra])
+
+
+def test_every_op_runs_end_to_end_and_is_correct(tmp_path):
+    """Quick mode over every activation on tiny sizes: every actfast and NumPy result
+    passes the float64 check and gets timed."""
+    out = io.StringIO()
+    res = _bench.run(_args("--no-dense", "--sizes", "1000"), stream=out)
+    text = out.getvalue()
+    labels = {(r["op"], r["kind"]) for r in res["records"]}
+    assert labels == set(_bench.OPS)
+    for r in res["records"]:
+        if r["impl"] in ("actfast", "numpy"):
+            assert r["correct"], r
+            assert r["median_s"] > 0 and r["q1_s"] <= r["median_s"] <= r["q3_s"]
+    assert "== float32" in text and "== float64" in text
+    assert "gelu_grad" in text and "vs numpy" in text
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    path = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "actfast", "bench", *TINY, "--ops", "relu,sigmoid", "--dtype", "float32",
+         "--json", str(path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        # the directory this actfast was imported from (an in-place build or site-packages)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [os.path.dirname(os.path.dirname(actfast.__file__)), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "relu_grad" in proc.stdout and "sigmoid" in proc.stdout
+    assert "instruction set: " + actfast._dispatch.isa in proc.stdout
+    assert path.exists()
+
+
+def test_json_has_the_documented_fields(tmp_path):
+    path = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--ops", "relu,gelu,softmax", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())   # strict JSON: no NaN / Infinity
+    assert set(doc) == {"meta", "records"}
+    assert META_FIELDS <= set(doc["meta"])
+    assert doc["meta"]["isa"] == actfast._dispatch.isa
+    assert doc["meta"]["threads"] == actfast.get_num_threads()
+    assert {"actfast", "numpy", "scipy"} <= set(doc["meta"]["versions"])
+    recs = doc["records"]
+    # 3 ops x 2 kinds x 2 dtypes x 2 sizes, each with at least actfast and numpy
+    assert len({(r["op"], r["kind"], r["dtype"], r["size"]) for r in recs}) == 24
+    for r in recs:
+        assert RECORD_FIELDS <= set(r), set(RECORD_FIELDS) - set(r)
+        assert r["kind"] in ("forward", "grad", "dense")
+        assert r["dtype"] in ("float32", "float64")
+        assert isinstance(r["shape"], list) and int(np.prod(r["shape"])) == r["size"]
+        if r["correct"]:
+            assert r["n_samples"] == 2 and r["number"] >= 1
+            assert r["min_s"] <= r["q1_s"] <= r["median_s"] <= r["q3_s"]
+            assert r["max_abs_err"] is not None
+    af = [r for r in recs if r["impl"] == "actfast"]
+    assert all(r["correct"] and r["preallocated"] for r in af)
+    # tracemalloc sees NumPy's buffers: an allocating actfast call needs about its output
+    big = [r for r in af if r["size"] == 3000 and r["op"] == "relu"]
+    for r in big:
+        item = np.dtype(r["dtype"]).itemsize
+        assert 3000 * item <= r["peak_bytes"] <= 3000 * item + 4096
+
+
+def test_load_rerenders_a_saved_run(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["bench", *TINY, "--ops", "relu", "--dtype", "float32", "--json", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["bench", "--load", str(path), "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "| `relu_grad` | 3,000 |" in text
+
+
+def test_markdown_prints_a_table(capsys):
+    assert main(["bench", *TINY, "--ops", "relu,tanh", "--dtype", "float64", "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "| op | size | actfast | numpy" in text
+    assert "|---|---:|" in text
+    assert "| `relu` | 64 |" in text and "| `tanh_grad` | 3,000 |" in text
+    assert "```text" in text and "cpu:" in text
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "speedup.png"
+    assert main(["bench", *TINY, "--ops", "relu,sigmoid", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import fails
+    with pytest.raises(SystemExit, match="matplotlib"):
+        _bench.plot({"meta": {}, "records": []}, str(tmp_path / "x.png"))
+
+
+def _broken_relu(case):
+    """relu that forgets the clamp (returns x): must be caught, never timed."""
+    if case.op != "relu" or case.kind != "forward":
+        return None
+    x = case.x
+    return _bench.Prepared(lambda: x.copy(), lambda: x.copy(), False)
+
+
+def _float64_sigmoid(case):
+    """A right value in the wrong dtype (float64 for float32 input) is flagged too."""
+    if case.op != "sigmoid" or case.kind != "forward":
+        return None
+    x64 = case.x.astype(np.float64)
+    f = lambda: 1 / (1 + np.exp(-x64))  # noqa: E731
+    return _bench.Prepared(f, f, False)
+
+
+def _raises(case):
+    def f():
+        raise RuntimeError("boom")
+    return _bench.Prepared(f, f, False)
+
+
+def test_a_wrong_implementation_is_caught_and_excluded():
+    impls = _bench.default_impls(no_torch=True, no_numexpr=True) + [
+        _bench.Impl("broken", _broken_relu), _bench.Impl("upcast", _float64_sigmoid),
+        _bench.Impl("raises", _raises)]
+    out = io.StringIO()
+    res = _bench.run(_args("--ops", "relu,sigmoid", "--dtype", "float32"), impls=impls, stream=out)
+    recs = res["records"]
+    broken = [r for r in recs if r["impl"] == "broken"]
+    assert broken and all(not r["correct"] and r["median_s"] is None and r["n_samples"] == 0 for r in broken)
+    assert all("wrong result" in r["error"] and r["max_abs_err"] > 0.1 for r in broken)
+    upcast = [r for r in recs if r["impl"] == "upcast"]
+    assert upcast and all(not r["correct"] and "dtype" in r["error"] for r in upcast)
+    raised = [r for r in recs if r["impl"] == "raises"]
+    assert raised and all(not r["correct"] and "boom" in r["error"] for r in raised)
+    # the others are unaffected
+    assert all(r["correct"] for r in recs if r["impl"] in ("actfast", "numpy"))
+    text = out.getvalue()
+    assert "WRONG" in text and "EXCLUDED from the race" in text and "broken relu float32" in text
+
+
+def test_check_tolerances():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(1000) * 3
+    tol = _bench.TOLERANCES["float32"]
+    ok, err, _ = _bench.check(ref.astype(np.float32), ref, np.dtype(np.float32), tol)   # rounding only
+    assert ok and 0 < err < 1e-6
+    bad = (ref * (1 + 1e-3)).astype(np.float32)                                           # 0.1 % off
+    assert not _bench.check(bad, ref, np.dtype(np.float32), tol)[0]
+    nan = ref.astype(np.float32)
+    nan[5] = np.nan
+    assert not _bench.check(nan, ref, np.dtype(np.float32), tol)[0]
+    # float64 demands far more: a float32-accurate result is wrong there
+    assert not _bench.check(ref.astype(np.float32).astype(np.float64), ref, np.dtype(np.float64),
+                            _bench.TOLERANCES["float64"])[0]
+
+
+def test_dense_is_raced_when_actfast_has_it(monkeypatch):
+    def dense(x, w, b, activation="relu"):
+        h = x @ w + b
+        if activation == "relu":
+            return np.maximum(h, 0)
+        if activation == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-h)) + 0.01    # deliberately wrong
+        return actfast.gelu(h)
+    monkeypatch.setattr(actfast, "dense", dense, raising=False)
+    out = io.StringIO()
+    res = _bench.run(_args("--ops", "relu,dense", "--kind", "forward", "--dtype", "float32",
+                           "--dense-shapes", "8x32x16"), stream=out)
+    assert "dense+relu 8x32x16" in out.getvalue()
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        assert "OPENBLAS_CORETYPE" in out.getvalue()      # the header line on slowed BLAS
+    dense_recs = [r for r in res["records"] if r["kind"] == "dense"]
+    assert {r["op"] for r in dense_recs} == set(_bench.DENSE_ACTIVATIONS)
+    assert all(r["shape"] == [8, 32, 16] and r["size"] == 8 * 16 for r in dense_recs)
+    by = {(r["op"], r["impl"]): r for r in dense_recs}
+    assert by[("relu", "actfast")]["correct"] and by[("gelu", "actfast")]["correct"]
+    assert not by[("sigmoid", "actfast")]["correct"]
+    assert all(by[(a, "numpy")]["correct"] for a in _bench.DENSE_ACTIVATIONS)
+
+
+def test_no_dense_without_actfast_dense(monkeypatch):
+    monkeypatch.delattr(actfast, "dense", raising=False)
+    res = _bench.run(_args("--ops", "relu,dense", "--kind", "forward", "--dtype", "float32"),
+                     stream=io.StringIO())
+    assert not [r for r in res["records"] if r["kind"] == "dense"]
+
+
+def test_progress_goes_to_stderr():
+    err = io.StringIO()
+    p = _bench.Progress(20, stream=err)
+    for i in range(20):
+        p.step(f"op {i}")
+    lines = err.getvalue().splitlines()
+    assert 1 <= len(lines) <= 12 and "20/20" in lines[-1] and lines[-1].startswith("[##")
+
+
+def test_bad_arguments():
+    with pytest.raises(SystemExit):
+        main(["bench", "--ops", "relu,nosuchop", "--no-progress"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--dtype", "float16"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--quick", "--full"])
+
+
+def test_command_registry(capsys):
+    assert "bench" in COMMANDS
+    assert main([]) == 2                     # no command: help
+    assert "bench" in capsys.readouterr().out
+    mod = types.ModuleType("_actfast_hello_cmd")
+    mod.add_arguments = lambda p: p.add_argument("--name")
+    mod.run = lambda args: print("hello", args.name) or 7
+    sys.modules[mod.__name__] = mod
+    register("hello", "say hello", "_actfast_hello_cmd:add_arguments", "_actfast_hello_cmd:run")
+    try:
+        assert main(["hello", "--name", "x"]) == 7
+        assert capsys.readouterr().out == "hello x\n"
+    finally:
+        COMMANDS.pop("hello")
+        del sys.modules[mod.__name__]
+
+
+def test_threads_option_is_used_and_restored():
+    before = actfast.get_num_threads()
+    res = _bench.run(_args("--ops", "relu", "--dtype", "float32", "--threads", "1"), stream=io.StringIO())
+    assert res["meta"]["threads"] == 1
+    assert actfast.get_num_threads() == before
+
+
+def test_torch_and_numexpr_agree_with_the_reference_in_float32():
+    """The optional peers are wired right: every op they have passes the check."""
+    impls = []
+    try:
+        import torch  # noqa: F401
+        impls.append(_bench.Impl("torch", _bench._prep_torch))
+    except ImportError:
+        pass
+    try:
+        import numexpr  # noqa: F401
+        impls.append(_bench.Impl("numexpr", _bench._prep_numexpr))
+    except ImportError:
+        pass
+    if not impls:
+        pytest.skip("neither torch nor numexpr is installed")
+    args = build_parser().parse_args(["bench", "--sizes", "2000", "--samples", "1", "--min-batch-ms", "0.05",
+                                      "--dtype", "float32", "--no-progress", "--no-dense"])
+    res = _bench.run(args, impls=impls, stream=io.StringIO())
+    assert res["records"]
+    bad = [(r["impl"], r["op"], r["kind"], r["error"]) for r in res["records"] if not r["correct"]]
+    assert not bad

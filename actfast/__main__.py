@@ -5,7 +5,7 @@ that adds its arguments to an :mod:`argparse` sub-parser and a function that run
 (``run(args) -> int`` exit code). Modules are imported only when their command runs, so
 ``actfast --help`` stays fast. To add one::
 
-    register("demo", "train a small network", "actfast._demo:add_arguments", "actfast._demo:main")
+    register("demo", "train a small network", "actfast.demo:add_arguments", "actfast.demo:main")
 """
 
 from __future__ import annotations
@@ -47,6 +47,20 @@ register(
     "(and PyTorch's CPU kernels and numexpr when installed), after checking each "
     "implementation against a float64 reference. Prints a table per dtype; exits with "
     "status 1 if an actfast result fails the check.",
+)
+
+register(
+    "born-dead", "estimate how often a deep narrow ReLU network is born dead",
+    "actfast.born_dead:add_arguments", "actfast.born_dead:main",
+    "Estimate the probability that a ReLU network is a constant function at initialisation "
+    "(born dead, Lu et al. 2019), per width and initialisation, with its standard error.",
+)
+register(
+    "demo", "train a deep narrow MLP on digits with each activation, he_normal vs RAI",
+    "actfast.demo:add_arguments", "actfast.demo:main",
+    "Train a deep, narrow MLP built from actfast.Dense on scikit-learn's bundled digits with "
+    "each activation and with he_normal versus randomized asymmetric initialisation; report "
+    "test accuracy, dead units and gradient norms (needs scikit-learn; --plot needs matplotlib).",
 )
 
 

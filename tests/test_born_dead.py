@@ -108,3 +108,14 @@ def test_multidimensional_input_and_threads_agree():
 def test_errors(kwargs, exc):
     with pytest.raises(exc):
         born_dead_probability(**kwargs)
+
+
+def test_cli_prints_the_table(capsys):
+    from actfast.__main__ import main
+
+    rc = main(["born-dead", "--depth", "10", "--widths", "3", "5", "--init", "he_normal", "rai",
+               "--trials", "2000", "--no-progress", "--markdown"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| 3 | he_normal |" in out and "| 5 | rai |" in out
+    assert "about 60 %" in out and "above 10 %" in out

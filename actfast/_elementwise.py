@@ -9,7 +9,7 @@ overrides (dask, xarray) behave exactly as with ``np.tanh``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -125,8 +125,11 @@ _COMMON_GRAD = """
 """
 
 
-def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = False) -> Callable:
-    def deco(func: Callable) -> Callable:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = False) -> Callable[[_F], _F]:
+    def deco(func: _F) -> _F:
         template = _COMMON_GRAD if grad else _COMMON
         func.__doc__ = formula.rstrip() + "\n" + template.format(params=params, ret=ret)
         return func

@@ -10,7 +10,6 @@ bounds on a dense grid plus the edge values.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest

@@ -13,6 +13,8 @@ from ._config import show_config
 from ._elementwise import *  # noqa: F403
 from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+from . import init
+from .dense import Dense, dense, dense_grad, dense_saves
 
 __all__ = [
     "__version__",
@@ -24,5 +26,10 @@ __all__ = [
     "hardswish",
     "hardtanh",
     "logsigmoid",
+    "Dense",
+    "dense",
+    "dense_grad",
+    "dense_saves",
+    "init",
     *_elementwise_all,
 ]

@@ -1,0 +1,583 @@
+"""Fused dense (fully connected) layer: ``act(x @ W + b)`` and its backward.
+
+The compiled part (``actfast._dense_<isa>``, the same instruction-set variant as the
+elementwise kernels) is imported on the first call, so ``import actfast`` does not
+import SciPy, whose BLAS (``scipy.linalg.cython_blas``) does the matrix products.
+
+Threads
+-------
+The thread count is :func:`actfast.get_num_threads` (1 in a forked child). The forward
+splits the batch into blocks of rows; each block's GEMM is followed at once by the bias
+add and the activation on that block while it is still in cache. Two ways to thread
+it were measured (``bench/bench_dense.py --modes``, Zen 5, 2 cores, SciPy's OpenBLAS
+0.3.30, see the report in the commit that added this file):
+
+(a) ``prange`` over row blocks, each OpenMP thread calling BLAS single-threaded (BLAS
+    is limited to one thread through threadpoolctl for the duration of the call);
+(b) blocks in turn, each GEMM with BLAS's own threads, then the epilogue with OpenMP.
+
+:data:`_DEFAULT_MODE` holds the choice and :func:`_plan` the block size; see there
+for the numbers. OpenBLAS and OpenMP never run at full count together: in (a)
+BLAS is held at one thread while the OpenMP threads run, in (b) the two pools
+alternate. BLAS is also never allowed more threads than ``get_num_threads()``.
+Changing the BLAS thread count is process-wide: another Python thread calling BLAS
+during a ``dense`` call sees the limit too (as with ``threadpoolctl``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _dispatch
+from ._elementwise import _bounds, _celu_alpha, _real, _softplus_params
+from ._threads import get_num_threads
+
+__all__ = ["dense", "dense_grad", "dense_saves", "Dense"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT_MAX = 2**31 - 1
+
+# --------------------------------------------------------------------------------------
+# Activations: name -> (kernel name, parameters with defaults, parameter checker)
+# --------------------------------------------------------------------------------------
+
+
+def _no_params(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return 0.0, 0.0
+
+
+def _slope(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _real(name, "negative_slope", p["negative_slope"]), 0.0
+
+
+def _alpha(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _real(name, "alpha", p["alpha"]), 0.0
+
+
+def _celu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _celu_alpha(name, p["alpha"]), 0.0
+
+
+def _hard_tanh(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _bounds(name, p["min_val"], p["max_val"])
+
+
+def _softplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _softplus_params(name, p["beta"], p["threshold"])
+
+
+_ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tuple[float, float]]]] = {
+    "linear": ({}, _no_params),
+    "relu": ({}, _no_params),
+    "relu6": ({}, _no_params),
+    "leaky_relu": ({"negative_slope": 0.01}, _slope),
+    "hard_tanh": ({"min_val": -1.0, "max_val": 1.0}, _hard_tanh),
+    "hard_sigmoid": ({}, _no_params),
+    "hard_swish": ({}, _no_params),
+    "softsign": ({}, _no_params),
+    "elu": ({"alpha": 1.0}, _alpha),
+    "selu": ({}, _no_params),
+    "celu": ({"alpha": 1.0}, _celu),
+    "sigmoid": ({}, _no_params),
+    "log_sigmoid": ({}, _no_params),
+    "silu": ({}, _no_params),
+    "softplus": ({"beta": 1.0, "threshold": 20.0}, _softplus),
+    "mish": ({}, _no_params),
+    "tanh": ({}, _no_params),
+    "gelu": ({"approximate": "none"}, _no_params),
+}
+_ALIASES = {
+    "identity": "linear", "hardtanh": "hard_tanh", "hardsigmoid": "hard_sigmoid",
+    "hardswish": "hard_swish", "logsigmoid": "log_sigmoid", "swish": "silu",
+}
+# Activations whose derivative is a function of the output (see _activation_from_output.pxd).
+_FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
+
+
+class _Act:
+    __slots__ = ("name", "kernel", "p0", "p1", "saves")
+
+    def __init__(self, name: str, kernel: str, p0: float, p1: float, saves: str) -> None:
+        self.name, self.kernel, self.p0, self.p1, self.saves = name, kernel, p0, p1, saves
+
+
+def _resolve(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
+    if activation is None:
+        activation = "linear"
+    if not isinstance(activation, str):
+        raise TypeError(f"actfast.{fname}: activation must be a name (str) or None, got {type(activation).__name__}")
+    name = _ALIASES.get(activation, activation)
+    if name not in _ACTIVATIONS:
+        known = ", ".join(sorted(_ACTIVATIONS))
+        raise ValueError(f"actfast.{fname}: unknown activation {activation!r}; known: {known} (or None)")
+    defaults, check = _ACTIVATIONS[name]
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        takes = ", ".join(defaults) if defaults else "no parameters"
+        raise TypeError(f"actfast.{fname}: activation {name!r} got unexpected parameter(s) "
+                        f"{', '.join(unknown)}; it takes {takes}")
+    p = {**defaults, **params}
+    p0, p1 = check(fname, p)
+    kernel = name
+    if name == "gelu":
+        approximate = p["approximate"]
+        if approximate == "tanh":
+            kernel = "gelu_tanh"
+        elif approximate != "none":
+            raise ValueError(f"actfast.{fname}: approximate must be 'none' or 'tanh', got {approximate!r}")
+    saves = "y" if name in _FROM_OUTPUT else "z"
+    if (name == "leaky_relu" and p0 < 0) or (name == "elu" and p0 < 0):
+        saves = "z"  # y > 0 also for some z < 0: the output does not tell the branch
+    return _Act(name, kernel, p0, p1, saves)
+
+
+def dense_saves(activation: str | None = "relu", **params: Any) -> str:
+    """What :func:`dense_grad` needs from the forward pass for this activation.
+
+    Returns ``"y"`` when the derivative is a function of the output ``y = act(z)``
+    (training then keeps only the output it has anyway), ``"z"`` when it needs the
+    pre-activation ``z = x @ W + b``:
+
+    ==================================================  ======
+    activation                                          saves
+    ==================================================  ======
+    None / "linear", relu, relu6, hard_tanh, selu,      "y"
+    sigmoid, tanh, celu (any alpha != 0)
+    leaky_relu (negative_slope >= 0), elu (alpha >= 0)  "y"
+    leaky_relu (slope < 0), elu (alpha < 0)             "z"
+    gelu (both), silu, mish, softplus, log_sigmoid,     "z"
+    hard_sigmoid, hard_swish, softsign
+    ==================================================  ======
+
+    Parameters are those of the activation (they matter for leaky_relu and elu).
+    """
+    return _resolve("dense_saves", activation, params).saves
+
+
+# --------------------------------------------------------------------------------------
+# Compiled module, BLAS threads
+# --------------------------------------------------------------------------------------
+
+_kernel_module = None
+
+
+def _kern():
+    global _kernel_module
+    if _kernel_module is None:
+        _kernel_module = importlib.import_module(f"actfast._dense_{_dispatch.isa}")
+    return _kernel_module
+
+
+class _BlasThreads:
+    """Caps the BLAS libraries' thread count for the duration of a call (threadpoolctl).
+
+    The controllers are looked up once, after SciPy's BLAS is loaded; each call then
+    costs a get (and, when a change is needed, a set and a restore) through ctypes.
+    """
+
+    def __init__(self) -> None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            self.libs: list[Any] | None = None
+            return
+        self.libs = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
+
+    @property
+    def available(self) -> bool:
+        return self.libs is not None
+
+    def cap(self, n: int) -> list[tuple[Any, int]]:
+        changed = []
+        for lc in self.libs or ():
+            cur = lc.get_num_threads()
+            if cur is not None and cur > n:
+                lc.set_num_threads(n)
+                changed.append((lc, cur))
+        return changed
+
+    @staticmethod
+    def restore(changed: list[tuple[Any, int]]) -> None:
+        for lc, n in changed:
+            lc.set_num_threads(n)
+
+
+_blas: _BlasThreads | None = None
+
+
+def _blas_threads() -> _BlasThreads:
+    global _blas
+    if _blas is None:
+        _kern()  # load SciPy's BLAS first, so that threadpoolctl sees it
+        _blas = _BlasThreads()
+    return _blas
+
+
+# Threading of the forward (see the module docstring): 0 = (a) prange over row blocks
+# with single-threaded BLAS, 1 = (b) multi-threaded BLAS per block + OpenMP epilogue.
+_DEFAULT_MODE = 0
+# Target size of one block of the output (bytes), and the fewest rows a block may have
+# (each GEMM call repacks W, so very thin blocks pay for packing).
+_BLOCK_BYTES = 1 << 20
+_MIN_BLOCK_ROWS = 128
+
+
+def _plan(batch: int, n_out: int, itemsize: int, nthreads: int, mode: int) -> int:
+    """Rows per block."""
+    rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // max(1, n_out * itemsize))
+    if mode == 0 and nthreads > 1:
+        # Enough blocks to keep every thread busy.
+        rows = min(rows, max(1, -(-batch // nthreads)))
+    return max(1, min(rows, batch))
+
+
+# --------------------------------------------------------------------------------------
+# Argument checking
+# --------------------------------------------------------------------------------------
+
+
+def _array(fname: str, what: str, a: Any) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError(f"actfast.{fname}: cannot interpret {what} ({type(a).__name__}) as an array") from exc
+
+
+def _common_dtype(fname: str, arrays: dict[str, np.ndarray]) -> np.dtype:
+    dts = {k: a.dtype for k, a in arrays.items()}
+    bad = {k: dt for k, dt in dts.items() if dt not in _FLOATS}
+    if bad:
+        desc = ", ".join(f"{k}: {dt}" for k, dt in dts.items())
+        raise TypeError(f"actfast.{fname} takes float32 or float64 arrays (one dtype for all); got {desc}")
+    first = next(iter(dts.values()))
+    if any(dt != first for dt in dts.values()):
+        desc = ", ".join(f"{k}: {dt}" for k, dt in dts.items())
+        raise TypeError(f"actfast.{fname}: mixed dtypes ({desc}); convert them to one of float32/float64")
+    return first
+
+
+def _check_out(fname: str, name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype,
+               inputs: tuple[np.ndarray, ...]) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"actfast.{fname}: {name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"actfast.{fname}: {name} has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"actfast.{fname}: {name} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"actfast.{fname}: {name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"actfast.{fname}: {name} is read-only")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"actfast.{fname}: {name} must not overlap an input")
+
+
+# --------------------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------------------
+
+
+def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: str | None = "relu",
+          out: np.ndarray | None = None, *, return_z: bool = False, **params: Any) -> Any:
+    """Fully connected layer with a fused activation: ``act(x @ W + b)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, n_in) or (n_in,)
+        Input rows. C- and Fortran-ordered arrays, and any 2-D view with one unit
+        stride (``x[::2]``, ``x[:, :k]``, ``x.T``), are read in place through BLAS
+        transpose flags; other layouts (``x[:, ::2]``, broadcast views) are copied.
+    W : array_like, shape (n_in, n_out)
+        Weights, same rules as ``x``.
+    b : array_like, shape (n_out,), optional
+        Bias; None for none.
+    activation : str or None, default "relu"
+        relu, relu6, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, sigmoid,
+        log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign (PyTorch
+        spellings hardtanh, hardsigmoid, hardswish, logsigmoid accepted), or None /
+        "linear" for no activation.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype, not overlapping an input.
+        Left untouched when an error is raised.
+    return_z : bool, default False
+        Also return the pre-activation ``z = x @ W + b`` (written in the same fused
+        pass), which :func:`dense_grad` needs for the activations where
+        :func:`dense_saves` says "z".
+    **params
+        The activation's parameters, as for the elementwise functions:
+        ``negative_slope`` (leaky_relu), ``alpha`` (elu, celu), ``approximate`` (gelu:
+        "none" or "tanh"), ``beta`` and ``threshold`` (softplus), ``min_val`` and
+        ``max_val`` (hard_tanh).
+
+    Returns
+    -------
+    y : ndarray, shape (batch, n_out) or (n_out,)
+        ``act(x @ W + b)``, with the dtype of the inputs (float32 or float64; all
+        inputs must have the same one). ``(y, z)`` when ``return_z``.
+
+    Notes
+    -----
+    The product goes through SciPy's BLAS; bias and activation are applied to each block
+    of rows right after the GEMM that produced it (a fused epilogue). Threads: see the
+    module docstring of ``actfast.dense``.
+    """
+    act = _resolve("dense", activation, params)
+    x = _array("dense", "x", x)
+    W = _array("dense", "W", W)
+    arrays = {"x": x, "W": W}
+    if b is not None:
+        b = _array("dense", "b", b)
+        arrays["b"] = b
+    dtype = _common_dtype("dense", arrays)
+    if x.ndim not in (1, 2) or W.ndim != 2 or x.shape[-1] != W.shape[0] or (
+            b is not None and b.shape != (W.shape[1],)):
+        bs = "None" if b is None else str(b.shape)
+        raise ValueError(f"actfast.dense: shapes do not fit: x {x.shape}, W {W.shape}, b {bs}; expected "
+                         "x (batch, n_in) or (n_in,), W (n_in, n_out), b (n_out,)")
+    vector = x.ndim == 1
+    x2 = x.reshape(1, -1) if vector else x
+    batch, n_in = x2.shape
+    n_out = W.shape[1]
+    shape = (n_out,) if vector else (batch, n_out)
+    if max(batch, n_in, n_out) > _INT_MAX:
+        raise ValueError(f"actfast.dense: dimensions above 2**31 - 1 are not supported (x {x.shape}, W {W.shape})")
+    if out is not None:
+        _check_out("dense", "out", out, shape, dtype, (x, W, b))
+        y = out
+    else:
+        y = np.empty(shape, dtype)
+    z = np.empty(shape, dtype) if return_z else None
+    if b is not None and not (b.flags.c_contiguous and b.flags.aligned):
+        b = np.ascontiguousarray(b)
+    if batch and n_out:
+        code = _kern().ACTIVATION_CODES[act.kernel]
+        y2 = y.reshape(batch, n_out)
+        z2 = None if z is None else z.reshape(batch, n_out)
+        _forward(x2, W, b, y2, z2, code, act.p0, act.p1)
+    return (y, z) if return_z else y
+
+
+def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None:  # noqa: ANN001
+    k = _kern()
+    nthreads = get_num_threads()
+    batch, n_out = y2.shape
+    blas = _blas_threads()
+    if mode is None:
+        mode = _DEFAULT_MODE if blas.available else 1
+    if block_rows is None:
+        block_rows = _plan(batch, n_out, y2.itemsize, nthreads, mode)
+    parallel_blocks = mode == 0 and nthreads > 1 and batch > block_rows
+    changed = blas.cap(1 if parallel_blocks else nthreads)
+    try:
+        k.forward(x2, W, b, y2, z2, code, p0, p1, nthreads, mode, block_rows)
+    finally:
+        if changed:
+            blas.restore(changed)
+
+
+# --------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------
+
+
+def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, activation: str | None = "relu",
+               *, compute_dx: bool = True, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Backward of :func:`dense`: ``(dx, dW, db)`` for the upstream gradient ``dy``.
+
+    ``dz = dy * act'(z)`` is computed in one pass together with ``db = dz.sum(axis=0)``
+    (summed in double), then ``dW = x.T @ dz`` and ``dx = dz @ W.T`` through BLAS;
+    ``dz`` is the only temporary of the output's size.
+
+    Parameters
+    ----------
+    dy : array_like, shape (batch, n_out) or (n_out,)
+        Gradient of the loss with respect to the layer's output.
+    x, W : array_like
+        The forward pass's input and weights (any layout, as in :func:`dense`).
+    z_or_y : array_like, shape of dy
+        What :func:`dense_saves` names for this activation: the output ``y`` for
+        linear, relu, relu6, leaky_relu (slope >= 0), hard_tanh, elu (alpha >= 0), selu,
+        celu, sigmoid, tanh; the pre-activation ``z`` (``dense(..., return_z=True)``) for
+        gelu, silu, mish, softplus, log_sigmoid, hard_sigmoid, hard_swish, softsign and
+        leaky_relu/elu with a negative parameter.
+
+        ==================================================  ======
+        activation                                          saves
+        ==================================================  ======
+        None / "linear", relu, relu6, hard_tanh, selu,      "y"
+        sigmoid, tanh, celu, leaky_relu (slope >= 0),
+        elu (alpha >= 0)
+        everything else                                     "z"
+        ==================================================  ======
+
+        From ``y``, saturated regions lose relative accuracy (sigmoid's ``y (1 - y)``
+        near y = 1 has an absolute error ~ eps * |dy|), as in PyTorch.
+    activation, **params
+        As for :func:`dense`.
+    compute_dx : bool, default True
+        False skips ``dx`` (a first layer needs none) and returns None in its place.
+
+    Returns
+    -------
+    dx : ndarray, shape of x (or None)
+    dW : ndarray, shape (n_in, n_out)
+    db : ndarray, shape (n_out,)
+    """
+    act = _resolve("dense_grad", activation, params)
+    dy = _array("dense_grad", "dy", dy)
+    x = _array("dense_grad", "x", x)
+    W = _array("dense_grad", "W", W)
+    s = _array("dense_grad", "z_or_y", z_or_y)
+    dtype = _common_dtype("dense_grad", {"dy": dy, "x": x, "W": W, "z_or_y": s})
+    ok = x.ndim in (1, 2) and W.ndim == 2 and x.shape[-1] == W.shape[0]
+    if ok:
+        yshape = x.shape[:-1] + (W.shape[1],)
+        ok = dy.shape == yshape and s.shape == yshape
+    if not ok:
+        raise ValueError(f"actfast.dense_grad: shapes do not fit: dy {dy.shape}, x {x.shape}, W {W.shape}, "
+                         f"z_or_y {s.shape}; expected x (batch, n_in) or (n_in,), W (n_in, n_out), "
+                         "dy and z_or_y (batch, n_out) or (n_out,)")
+    vector = x.ndim == 1
+    x2 = x.reshape(1, -1) if vector else x
+    batch, n_in = x2.shape
+    n_out = W.shape[1]
+    if max(batch, n_in, n_out) > _INT_MAX:
+        raise ValueError("actfast.dense_grad: dimensions above 2**31 - 1 are not supported")
+    dy2 = np.ascontiguousarray(dy.reshape(batch, n_out))
+    s2 = np.ascontiguousarray(s.reshape(batch, n_out))
+    k = _kern()
+    nthreads = get_num_threads()
+    db = np.empty(n_out, dtype)
+    dz = np.empty((batch, n_out), dtype)
+    if batch and n_out:
+        k.backward_dz(dy2, s2, dz, db, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
+                      act.p0, act.p1, nthreads)
+    else:
+        db[...] = 0
+    dW = np.empty((n_in, n_out), dtype)
+    dx = np.empty((batch, n_in), dtype) if compute_dx else None
+    if batch and n_in and n_out:
+        blas = _blas_threads()
+        changed = blas.cap(nthreads)
+        try:
+            k.backward_gemm(dz, x2, W, dx, dW)
+        finally:
+            if changed:
+                blas.restore(changed)
+    else:
+        dW[...] = 0
+        if dx is not None:
+            dx[...] = 0
+    if dx is not None and vector:
+        dx = dx.reshape(n_in)
+    return dx, dW, db
+
+
+# --------------------------------------------------------------------------------------
+# Layer object
+# --------------------------------------------------------------------------------------
+
+
+class Dense:
+    """A fully connected layer ``y = act(x @ W + b)`` with its backward.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    activation : str or None, default "relu"
+        As for :func:`dense`; its parameters go in ``**params``.
+    init : str or callable, default "he_normal"
+        A name from :mod:`actfast.init` (he_normal, he_uniform, glorot_normal,
+        glorot_uniform, lecun_normal) or a callable ``init(fan_in, fan_out, rng=, dtype=)``
+        returning W of shape (n_in, n_out). Biases start at zero.
+    dtype : float32 or float64
+    rng : None, int, SeedSequence or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``.
+
+    Attributes
+    ----------
+    W, b : ndarray
+        The parameters, shapes (n_in, n_out) and (n_out,).
+    dW, db : ndarray or None
+        The gradients from the last :meth:`backward`.
+    params : dict
+        ``{"W": W, "b": b}`` (the arrays themselves: update them in place).
+    grads : dict
+        ``{"W": dW, "b": db}``, same keys as ``params``.
+
+    :meth:`forward` keeps a reference to ``x`` and to ``y`` (or ``z``, per
+    :func:`dense_saves`) for :meth:`backward`; do not modify them in between.
+
+    Examples
+    --------
+    >>> layer = Dense(3, 2, rng=0)
+    >>> y = layer.forward(np.ones((4, 3), np.float32))
+    >>> dx = layer.backward(np.ones_like(y))
+    >>> for k in layer.params:
+    ...     layer.params[k] -= 0.1 * layer.grads[k]
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation: str | None = "relu", init: Any = "he_normal",
+                 dtype: Any = np.float32, rng: Any = None, **params: Any) -> None:
+        from . import init as _init
+
+        self.activation = activation
+        self.activation_params = dict(params)
+        self._act = _resolve("Dense", activation, params)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _FLOATS:
+            raise TypeError(f"actfast.Dense: dtype must be float32 or float64, got {self.dtype}")
+        if isinstance(init, str):
+            if init not in _init.INITIALIZERS:
+                raise ValueError(f"actfast.Dense: unknown init {init!r}; known: {', '.join(_init.INITIALIZERS)}")
+            init = getattr(_init, init)
+        rng = np.random.default_rng(rng)
+        W = np.asarray(init(int(n_in), int(n_out), rng=rng, dtype=self.dtype))
+        if W.shape != (n_in, n_out) or W.dtype != self.dtype:
+            raise ValueError(f"actfast.Dense: init returned {W.shape} {W.dtype}, expected ({n_in}, {n_out}) {self.dtype}")
+        self.W = np.ascontiguousarray(W)
+        self.b = np.zeros(n_out, self.dtype)
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        self._saved: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray | None]:
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x: ArrayLike) -> np.ndarray:
+        """``act(x @ W + b)``; keeps what :meth:`backward` needs."""
+        x = np.asarray(x)
+        if self._act.saves == "z":
+            y, z = dense(x, self.W, self.b, self.activation, return_z=True, **self.activation_params)
+            self._saved = z
+        else:
+            y = dense(x, self.W, self.b, self.activation, **self.activation_params)
+            self._saved = y
+        self._x = x
+        return y
+
+    def backward(self, dy: ArrayLike, compute_dx: bool = True) -> np.ndarray | None:
+        """Stores ``dW`` and ``db`` and returns ``dx`` (None when ``compute_dx`` is False)."""
+        if self._x is None:
+            raise RuntimeError("actfast.Dense.backward called before forward")
+        dx, self.dW, self.db = dense_grad(dy, self._x, self.W, self._saved, self.activation,
+                                          compute_dx=compute_dx, **self.activation_params)
+        return dx
+
+    def __repr__(self) -> str:
+        return (f"Dense({self.W.shape[0]}, {self.W.shape[1]}, activation={self.activation!r}, "
+                f"dtype={self.dtype.name})")

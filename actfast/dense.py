@@ -245,6 +245,10 @@ def _blas_threads() -> _BlasThreads:
 # Threading of the forward (see the module docstring): 0 = (a) prange over row blocks
 # with single-threaded BLAS, 1 = (b) multi-threaded BLAS per block + OpenMP epilogue.
 _DEFAULT_MODE = 0
+# The backward likewise: 0 = dz, db and dx by row blocks then dW by column blocks, all on
+# OpenMP threads with single-threaded BLAS; 1 = an OpenMP dz pass, then two GEMMs with
+# BLAS's own threads.
+_DEFAULT_BACKWARD_MODE = 0
 # Rows per block. Every BLAS call packs all of W again, which costs ~0.28 ns per element
 # of W (single thread, float32, measured); a block of r rows makes ~0.01 * r ns of GEMM
 # work per element of W, so the packing overhead is ~28 / r: ~3% at 1024 rows, 11% at 256,
@@ -430,7 +434,7 @@ def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None
 
 
 def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, activation: str | None = "relu",
-               *, compute_dx: bool = True, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+               *, compute_dx: bool = True, _mode: int | None = None, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of :func:`dense`: ``(dx, dW, db)`` for the upstream gradient ``dy``.
 
     ``dz = dy * act'(z)`` is computed in one pass together with ``db = dz.sum(axis=0)``
@@ -516,6 +520,21 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
     db = np.empty(n_out, dtype)
     dW = np.empty((n_in, n_out), dtype)
     dx = np.empty((batch, n_in), dtype) if compute_dx else None
+    if (_DEFAULT_BACKWARD_MODE if _mode is None else _mode) == 0 and nthreads > 1 \
+            and batch >= _MIN_PARALLEL_ROWS and batch * n_in * n_out >= _SERIAL_WORK:
+        # (a): everything on the OpenMP threads, BLAS capped at one thread meanwhile.
+        dz = np.empty((batch, n_out), dtype)
+        blas = _blas or _blas_threads()
+        changed = blas.cap(1)
+        try:
+            k.backward_fused(dy2, s2, dz, db, x2, W, dx, dW, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
+                             act.p0, act.p1, nthreads)
+        finally:
+            if changed:
+                blas.restore(changed)
+        if dx is not None and vector:
+            dx = dx.reshape(n_in)
+        return dx, dW, db
     if batch and n_out:
         # The one temporary of the output's size.
         dz = np.empty((batch, n_out), dtype)

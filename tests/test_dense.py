@@ -494,3 +494,29 @@ def test_initializer_errors():
         actfast.init.he_normal(0, 3)
     with pytest.raises(TypeError, match="dtype"):
         actfast.init.glorot_uniform(3, 3, dtype=np.int64)
+
+
+@pytest.mark.parametrize("shape", [(64, 40, 30), (70, 30, 40), (33, 5, 300), (200, 300, 3)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_backward_modes_agree(shape, order):
+    """The all-OpenMP backward (row blocks, then dW split by rows or columns) and the
+    two-step one (dz pass, then multi-threaded BLAS) give the same gradients."""
+    B, n_in, n_out = shape
+    rng = np.random.default_rng(14)
+    x, W, b = _problem(rng, B, n_in, n_out, np.float64)
+    x = np.asarray(x, order=order)
+    W = np.asarray(W, order=order)
+    dy = rng.standard_normal((B, n_out))
+    y, z = dense(x, W, b, "softplus", return_z=True)
+    dz = dy * (1 / (1 + np.exp(-z)))
+    with actfast.num_threads(2):
+        big = dense_mod._SERIAL_WORK
+        dense_mod._SERIAL_WORK = 1   # force the parallel path on these small shapes
+        try:
+            r0 = dense_grad(dy, x, W, z, "softplus", _mode=0)
+        finally:
+            dense_mod._SERIAL_WORK = big
+    r1 = dense_grad(dy, x, W, z, "softplus", _mode=1)
+    for got, other, ref in zip(r0, r1, (dz @ W.T, x.T @ dz, dz.sum(0))):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(other, ref, rtol=1e-12, atol=1e-12)

@@ -520,3 +520,35 @@ def test_backward_modes_agree(shape, order):
     for got, other, ref in zip(r0, r1, (dz @ W.T, x.T @ dz, dz.sum(0))):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(other, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_blas_cap_works_from_another_python_thread():
+    """threadpoolctl lets only one Python thread change OpenBLAS's limit; the cap must
+    work from any thread (it calls openblas_set_num_threads directly)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    blas = dense_mod._blas_threads()
+
+    def scipy_blas_threads():
+        return [i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas" and "scipy.libs" in i["filepath"]]
+
+    before = scipy_blas_threads()
+    if not before or max(before) < 2:
+        pytest.skip("SciPy's BLAS runs one thread here")
+    seen = []
+
+    def work():
+        changed = blas.cap(1)
+        seen.append(scipy_blas_threads())
+        if changed:
+            blas.restore(changed)
+
+    for _ in range(2):
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    assert seen == [[1] * len(before)] * 2
+    assert scipy_blas_threads() == before

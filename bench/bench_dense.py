@@ -110,7 +110,22 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--min", action="store_true", help="also print the minimum over rounds")
     ap.add_argument("--no-backward", action="store_true")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="run actfast and both BLAS libraries (NumPy's, SciPy's) on this many threads")
+    ap.add_argument("--modes", action="store_true",
+                    help="compare the threading designs (a) and (b) instead (see actfast/dense.py)")
     args = ap.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        actfast.dense(np.ones((2, 2)), np.ones((2, 2)))   # loads SciPy's BLAS
+        actfast.set_num_threads(args.threads)
+        with threadpool_limits(args.threads, user_api="blas"):
+            return run(args)
+    return run(args)
+
+
+def run(args):
     shapes = SHAPES if not args.shapes else [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     acts = args.acts.split(",")
 
@@ -129,6 +144,9 @@ def main():
     print(f"median of {args.rounds} interleaved rounds (each the best of a few calls); ms unless marked; "
           "ratio = time / bare")
 
+    if args.modes:
+        compare_modes(args, shapes, acts, rng)
+        return
     for dtname in args.dtypes.split(","):
         dt = np.dtype(dtname)
         for (B, n_in, n_out) in shapes:
@@ -185,6 +203,44 @@ def main():
                 print(line)
             sys.stdout.flush()
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+
+
+def compare_modes(args, shapes, acts, rng):
+    """(a) prange over row blocks with single-threaded BLAS, vs (b) blocks in turn with
+    multi-threaded BLAS and an OpenMP epilogue (blocks of 1024 rows, and one block =
+    unfused); backward (a) all on OpenMP threads vs (b) OpenMP dz pass + BLAS threads."""
+    import importlib
+
+    dmod = importlib.import_module("actfast.dense")
+    k = dmod._kern()
+    for dtname in args.dtypes.split(","):
+        dt = np.dtype(dtname)
+        for (B, n_in, n_out) in shapes:
+            if B < 16:
+                continue
+            x = rng.standard_normal((B, n_in)).astype(dt)
+            W = (rng.standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(dt)
+            b = (rng.standard_normal(n_out) * 0.1).astype(dt)
+            dy = rng.standard_normal((B, n_out)).astype(dt)
+            y = np.empty((B, n_out), dt)
+            flops = 2.0 * B * n_in * n_out
+            inner = max(1, min(5, int(2e8 / max(flops, 1))))
+            for a in acts:
+                code = k.ACTIVATION_CODES[a]
+                yv, zv = actfast.dense(x, W, b, a, return_z=True)
+                saved = yv if actfast.dense_saves(a) == "y" else zv
+                c = {
+                    "bare x@W": lambda: np.matmul(x, W, out=y),
+                    "fwd (a)": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=0),
+                    "fwd (b) 1024-row blocks": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=1),
+                    "fwd (b) unfused": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=1, block_rows=B),
+                    "bwd (a)": lambda: actfast.dense_grad(dy, x, W, saved, a, _mode=0),
+                    "bwd (b)": lambda: actfast.dense_grad(dy, x, W, saved, a, _mode=1),
+                }
+                t = run_rounds(c, args.rounds, inner)
+                print(f"{dtname} {(B, n_in, n_out)} {a:8s} " + "  ".join(
+                    f"{n} {fmt(statistics.median(v))}" + (f" [{fmt(min(v))}]" if args.min else "")
+                    for n, v in t.items()), flush=True)
 
 
 if __name__ == "__main__":

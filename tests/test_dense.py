@@ -552,3 +552,15 @@ def test_blas_cap_works_from_another_python_thread():
         t.join()
     assert seen == [[1] * len(before)] * 2
     assert scipy_blas_threads() == before
+
+
+def test_strided_vector_input():
+    rng = np.random.default_rng(15)
+    x, W, b = _problem(rng, 1, 40, 7, np.float64)
+    xs = np.repeat(x[0], 2)[::2]          # a 1-D view with stride 2: GEMV with incx = 2
+    assert not xs.flags.c_contiguous
+    np.testing.assert_allclose(dense(xs, W, b, "elu"), dense(x[0], W, b, "elu"), rtol=1e-14, atol=1e-14)
+    dy = rng.standard_normal(7)
+    y = dense(x[0], W, b, "elu")
+    for got, ref in zip(dense_grad(dy, xs, W, y, "elu"), dense_grad(dy, x[0], W, y, "elu")):
+        np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-14)

@@ -472,9 +472,12 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
                *, compute_dx: bool = True, _mode: int | None = None, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of :func:`dense`: ``(dx, dW, db)`` for the upstream gradient ``dy``.
 
-    ``dz = dy * act'(z)`` is computed in one pass together with ``db = dz.sum(axis=0)``
-    (summed in double), then ``dW = x.T @ dz`` and ``dx = dz @ W.T`` through BLAS;
-    ``dz`` is the only temporary of the output's size.
+    ``dz = dy * act'(.)`` is computed in one pass together with ``db = dz.sum(axis=0)``
+    (summed in double); ``dx = dz @ W.T`` and ``dW = x.T @ dz`` are BLAS GEMMs. With
+    several threads, each thread takes a block of rows, computes its ``dz`` and its rows
+    of ``dx`` right away (``dz`` still in cache), then the threads split ``dW``; see the
+    module docstring. ``dz`` is the only temporary of the output's size. The GIL is
+    released throughout.
 
     Parameters
     ----------

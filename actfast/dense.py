@@ -455,7 +455,10 @@ def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None
         block_rows = _plan(batch, nthreads, mode, batch * x2.shape[1] * y2.shape[1])
     # (a): BLAS single-threaded under the OpenMP threads; otherwise BLAS runs alone, with
     # at most actfast's thread count.
-    changed = blas.cap(1 if (mode == 0 and nthreads > 1 and batch > block_rows) else nthreads)
+    parallel = nthreads > 1 and (mode == 2 or (mode == 0 and batch > block_rows))
+    if parallel and mode == 0 and batch < y2.shape[1]:
+        mode = 2   # split by columns: each thread packs its part of W, not all of it
+    changed = blas.cap(1 if parallel else nthreads)
     try:
         k.forward(x2, W, b, y2, z2, code, p0, p1, nthreads, mode, block_rows)
     finally:

@@ -333,17 +333,22 @@ def test_compute_dx_false():
     np.testing.assert_allclose(dW, dense_grad(np.ones_like(y), x, W, y)[1])
 
 
-@pytest.mark.parametrize("mode", [0, 1])
+@pytest.mark.parametrize("mode", [0, 1, 2])
 @pytest.mark.parametrize("block_rows", [1, 3, 64, 1000])
-def test_blocking_and_modes_agree(mode, block_rows):
-    """Every row-block size and both threading modes give the same values."""
+@pytest.mark.parametrize("wide", [False, True])
+def test_blocking_and_modes_agree(mode, block_rows, wide):
+    """Every row-block size and every threading mode (0: row blocks, 2: column blocks,
+    1: blocks in turn) gives the same values."""
     rng = np.random.default_rng(9)
-    x, W, b = _problem(rng, 203, 31, 40, np.float32)
+    x, W, b = _problem(rng, 203, 31, 300 if wide else 40, np.float32)
+    if wide:
+        x, W = np.asfortranarray(x), np.asfortranarray(W)
     k = dense_mod._kern()
-    ref = dense(x, W, b, "silu")
+    ref = np.asarray(dense(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), "silu"), np.float32)
     y = np.empty_like(ref)
     z = np.empty_like(ref)
-    dense_mod._forward(x, W, b, y, z, k.ACTIVATION_CODES["silu"], 0.0, 0.0, mode=mode, block_rows=block_rows)
+    with actfast.num_threads(2):
+        dense_mod._forward(x, W, b, y, z, k.ACTIVATION_CODES["silu"], 0.0, 0.0, mode=mode, block_rows=block_rows)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(z, x.astype(np.float64) @ W + b, rtol=1e-4, atol=1e-4)
 
@@ -496,7 +501,8 @@ def test_initializer_errors():
         actfast.init.glorot_uniform(3, 3, dtype=np.int64)
 
 
-@pytest.mark.parametrize("shape", [(64, 40, 30), (70, 30, 40), (33, 5, 300), (200, 300, 3)])
+@pytest.mark.parametrize("shape", [(64, 40, 30), (70, 30, 40), (33, 5, 300), (200, 300, 3), (20, 300, 50),
+                                   (3, 70, 2)])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_backward_modes_agree(shape, order):
     """The all-OpenMP backward (row blocks, then dW split by rows or columns) and the

@@ -28,6 +28,12 @@ The backward is (a) too: ``dz``, the ``db`` partial sums and ``dx = dz W^T`` by 
 rows (each block's ``dx`` GEMM right after its ``dz``, in cache), then ``dW = x^T dz``
 split over the threads by rows or columns of ``dW``.
 
+Split. Each thread's GEMM packs its own copy of the operand that all threads share, so
+the split duplicates the smaller one: by rows of x when ``batch >= n_out`` (every thread
+packs all of W), by columns of W otherwise (every thread packs all of x and its own part
+of W; the epilogue then runs on that thread's columns). The backward's ``dx`` likewise
+goes by columns when ``batch < n_in``.
+
 Block size. Every BLAS call packs all of W again (~0.28 ns per element of W on one
 thread), so thin blocks cost more than cache misses in the epilogue: single thread,
 float32 (1024, 1024, 1024), relu: GEMM alone 10.76 ms, GEMM + fused bias/relu unblocked

@@ -22,8 +22,17 @@ machine whose cores are also busy with other work, a descheduled spinning thread
 scheduler time slice at every hand-over. Measured, float32, 2 threads, min / median
 of interleaved runs: (64, 512, 512) forward (a) 0.15 / 0.25 ms, (b) 12 / 28 ms; backward
 (a) 0.26 / 0.33 ms, (b) 11.9 / 22 ms (bare GEMMs 0.24 / 0.26 ms); (256, 1024, 1024)
-forward (a) 1.57 / 11 ms, (b) 20 / 52 ms, NumPy's bare ``x @ W`` 1.48 / 17 ms. (a) has
-one hand-over per call (the barrier at the end), and BLAS and OpenMP never run at once.
+forward (a) 1.57 / 11 ms, (b) 20 / 52 ms, NumPy's bare ``x @ W`` 1.48 / 17 ms; isolated
+runs (no NumPy call in between), relu, medians: (1024, 1024, 1024) (a) 21 ms, (b) 52 ms,
+multi-threaded GEMM + serial epilogue 29 ms; (4096, 784, 256) (a) 18-20 ms, (b) 36 ms.
+(a) has one hand-over per call (the barrier at the end), and BLAS and OpenMP never run
+at once. Caveat: on that loaded machine every 2-thread time varied 5-20x from run to
+run, NumPy's included, and at (256, 1024, 1024) NumPy's own multi-threaded OpenBLAS was
+the steadiest (1.5 ms median isolated, (a) 10-14 ms; both ~1.5 ms at best): waking
+libgomp's sleeping worker costs more there than OpenBLAS's yielding one. A thread
+that was spinning in NumPy's OpenBLAS just before a ``dense`` call also slows it.
+Single-threaded, where the numbers are stable, the fused layer is within 1.02-1.06x
+of the bare GEMM for relu (bench/bench_dense.py --threads 1).
 The backward is (a) too: ``dz``, the ``db`` partial sums and ``dx = dz W^T`` by blocks of
 rows (each block's ``dx`` GEMM right after its ``dz``, in cache), then ``dW = x^T dz``
 split over the threads by rows or columns of ``dW``.

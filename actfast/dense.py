@@ -500,7 +500,8 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
     Parameters
     ----------
     dy : array_like, shape (batch, n_out) or (n_out,)
-        Gradient of the loss with respect to the layer's output.
+        Gradient of the loss with respect to the layer's output. ``dy`` and ``z_or_y``
+        are read in place when C-contiguous and copied otherwise.
     x, W : array_like
         The forward pass's input and weights (any layout, as in :func:`dense`).
     z_or_y : array_like, shape of dy

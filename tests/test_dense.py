@@ -570,3 +570,34 @@ def test_strided_vector_input():
     y = dense(x[0], W, b, "elu")
     for got, ref in zip(dense_grad(dy, xs, W, y, "elu"), dense_grad(dy, x[0], W, y, "elu")):
         np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-14)
+
+
+def test_kernel_caps_blas_in_c():
+    """The automatic path caps the registered BLAS at one thread around a parallel
+    call and at get_num_threads() around a serial one, and restores it afterwards."""
+    import ctypes
+
+    blas = dense_mod._blas_threads()
+    if not blas.c_ready:
+        pytest.skip("the BLAS here is not capped from C")
+    k = dense_mod._kern()
+    calls = []
+    GET = ctypes.CFUNCTYPE(ctypes.c_int)
+    SET = ctypes.CFUNCTYPE(None, ctypes.c_int)
+    get = GET(lambda: 4)
+    set_ = SET(lambda n: calls.append(n))
+    addr = [(ctypes.cast(get, ctypes.c_void_p).value, ctypes.cast(set_, ctypes.c_void_p).value)]
+    rng = np.random.default_rng(16)
+    x, W, b = _problem(rng, 600, 64, 32, np.float32)
+    try:
+        k._register_blas(addr)
+        with actfast.num_threads(2):
+            y = dense(x, W, b)                 # parallel, by rows
+            y2 = dense(x[:, :8], W[:8], b)     # 600 * 8 * 32 < 2**18: serial, BLAS <= 2 threads
+        with actfast.num_threads(1):
+            dense(x, W, b)
+    finally:
+        k._register_blas(blas.addresses)
+    assert calls == [1, 4, 2, 4, 1, 4]
+    np.testing.assert_allclose(y, np.maximum(x.astype(np.float64) @ W + b, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y2, np.maximum(x[:, :8].astype(np.float64) @ W[:8] + b, 0), rtol=1e-5, atol=1e-5)

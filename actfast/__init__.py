@@ -13,6 +13,8 @@ from ._config import show_config
 from ._elementwise import *  # noqa: F403
 from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+from . import init
+from .dense import Dense, dense, dense_grad, dense_saves
 from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
 from .born_dead import BornDeadEstimate, born_dead_probability
 
@@ -27,10 +29,15 @@ __all__ = [
     "hardtanh",
     "logsigmoid",
     "BornDeadEstimate",
+    "Dense",
     "Sparsity",
     "born_dead_probability",
     "dead_fraction",
     "dead_units",
+    "dense",
+    "dense_grad",
+    "dense_saves",
+    "init",
     "saturation",
     "sparsity",
     *_elementwise_all,

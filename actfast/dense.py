@@ -1,0 +1,738 @@
+"""Fused dense (fully connected) layer: ``act(x @ W + b)`` and its backward.
+
+The compiled part (``actfast._dense_<isa>``, the same instruction-set variant as the
+elementwise kernels) is imported on the first call, so ``import actfast`` does not
+import SciPy, whose BLAS (``scipy.linalg.cython_blas``) does the matrix products.
+
+Threads
+-------
+The thread count is :func:`actfast.get_num_threads` (1 in a forked child, where no
+OpenMP region is entered). Two designs were measured (``bench/bench_dense.py --modes``;
+Zen 5, 2 cores shared with other jobs, SciPy's OpenBLAS 0.3.30 SkylakeX kernel):
+
+(a) ``prange`` over blocks of rows, each OpenMP thread calling BLAS single-threaded
+    (SciPy's OpenBLAS is capped at one thread for the duration of the call) and then
+    running the epilogue on its own block;
+(b) blocks in turn, each GEMM with BLAS's own threads, then the epilogue on OpenMP
+    threads (with one block this is the unfused "GEMM, then one parallel pass").
+
+(a) is the default (:data:`_DEFAULT_MODE`). With two threads, (b) alternates between
+two thread pools that both spin while idle (OpenBLAS's workers and libgomp's); on a
+machine whose cores are also busy with other work, a descheduled spinning thread costs a
+scheduler time slice at every hand-over. Measured, float32, 2 threads, min / median
+of interleaved runs: (64, 512, 512) forward (a) 0.15 / 0.25 ms, (b) 12 / 28 ms; backward
+(a) 0.26 / 0.33 ms, (b) 11.9 / 22 ms (bare GEMMs 0.24 / 0.26 ms); (256, 1024, 1024)
+forward (a) 1.57 / 11 ms, (b) 20 / 52 ms, NumPy's bare ``x @ W`` 1.48 / 17 ms; isolated
+runs (no NumPy call in between), relu, medians: (1024, 1024, 1024) (a) 21 ms, (b) 52 ms,
+multi-threaded GEMM + serial epilogue 29 ms; (4096, 784, 256) (a) 18-20 ms, (b) 36 ms.
+(a) has one hand-over per call (the barrier at the end), and BLAS and OpenMP never run
+at once. Caveat: on that loaded machine every 2-thread time varied 5-20x from run to
+run, NumPy's included, and at (256, 1024, 1024) NumPy's own multi-threaded OpenBLAS was
+the steadiest (1.5 ms median isolated, (a) 10-14 ms; both ~1.5 ms at best): waking
+libgomp's sleeping worker costs more there than OpenBLAS's yielding one. A thread
+that was spinning in NumPy's OpenBLAS just before a ``dense`` call also slows it.
+Single-threaded, where the numbers are stable, the fused layer is within 1.02-1.06x
+of the bare GEMM for relu (bench/bench_dense.py --threads 1).
+The backward is (a) too: ``dz``, the ``db`` partial sums and ``dx = dz W^T`` by blocks of
+rows (each block's ``dx`` GEMM right after its ``dz``, in cache), then ``dW = x^T dz``
+split over the threads by rows or columns of ``dW``.
+
+Split. Each thread's GEMM packs its own copy of the operand that all threads share, so
+the split duplicates the smaller one: by rows of x when ``batch >= n_out`` (every thread
+packs all of W), by columns of W otherwise (every thread packs all of x and its own part
+of W; the epilogue then runs on that thread's columns). The backward's ``dx`` likewise
+goes by columns when ``batch < n_in``.
+
+Block size. Every BLAS call packs all of W again (~0.28 ns per element of W on one
+thread), so thin blocks cost more than cache misses in the epilogue: single thread,
+float32 (1024, 1024, 1024), relu: GEMM alone 10.76 ms, GEMM + fused bias/relu unblocked
+10.80 ms, blocks of 512 rows 11.08 ms, 256 rows 11.29 ms, 128 rows 12.60 ms. Blocks are
+therefore as large as the split allows (one per thread, more only above 1024 rows per
+thread), not cache-sized; the epilogue still runs on each block right after its GEMM.
+Small problems (fewer than 16 rows or 2**18 multiply-adds) run on one block: BLAS
+alone (capped at ``get_num_threads()``), then the epilogue.
+
+The BLAS thread cap is process-wide while a call runs: another Python thread calling
+SciPy's BLAS at that moment sees it too (as with ``threadpoolctl``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _dispatch
+from ._elementwise import _bounds, _celu_alpha, _real, _softplus_params
+from ._threads import get_num_threads
+
+__all__ = ["dense", "dense_grad", "dense_saves", "Dense"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
+_INT_MAX = 2**31 - 1
+
+# --------------------------------------------------------------------------------------
+# Activations: name -> (kernel name, parameters with defaults, parameter checker)
+# --------------------------------------------------------------------------------------
+
+
+def _no_params(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return 0.0, 0.0
+
+
+def _slope(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _real(name, "negative_slope", p["negative_slope"]), 0.0
+
+
+def _alpha(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _real(name, "alpha", p["alpha"]), 0.0
+
+
+def _celu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _celu_alpha(name, p["alpha"]), 0.0
+
+
+def _hard_tanh(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _bounds(name, p["min_val"], p["max_val"])
+
+
+def _softplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _softplus_params(name, p["beta"], p["threshold"])
+
+
+_ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tuple[float, float]]]] = {
+    "linear": ({}, _no_params),
+    "relu": ({}, _no_params),
+    "relu6": ({}, _no_params),
+    "leaky_relu": ({"negative_slope": 0.01}, _slope),
+    "hard_tanh": ({"min_val": -1.0, "max_val": 1.0}, _hard_tanh),
+    "hard_sigmoid": ({}, _no_params),
+    "hard_swish": ({}, _no_params),
+    "softsign": ({}, _no_params),
+    "elu": ({"alpha": 1.0}, _alpha),
+    "selu": ({}, _no_params),
+    "celu": ({"alpha": 1.0}, _celu),
+    "sigmoid": ({}, _no_params),
+    "log_sigmoid": ({}, _no_params),
+    "silu": ({}, _no_params),
+    "softplus": ({"beta": 1.0, "threshold": 20.0}, _softplus),
+    "mish": ({}, _no_params),
+    "tanh": ({}, _no_params),
+    "gelu": ({"approximate": "none"}, _no_params),
+}
+_ALIASES = {
+    "identity": "linear", "hardtanh": "hard_tanh", "hardsigmoid": "hard_sigmoid",
+    "hardswish": "hard_swish", "logsigmoid": "log_sigmoid", "swish": "silu",
+}
+# Activations whose derivative is a function of the output (see _activation_from_output.pxd).
+_FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
+
+
+class _Act:
+    __slots__ = ("name", "kernel", "p0", "p1", "saves")
+
+    def __init__(self, name: str, kernel: str, p0: float, p1: float, saves: str) -> None:
+        self.name, self.kernel, self.p0, self.p1, self.saves = name, kernel, p0, p1, saves
+
+
+def _resolve(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
+    if activation is None:
+        activation = "linear"
+    if not isinstance(activation, str):
+        raise TypeError(f"actfast.{fname}: activation must be a name (str) or None, got {type(activation).__name__}")
+    name = _ALIASES.get(activation, activation)
+    if name not in _ACTIVATIONS:
+        known = ", ".join(sorted(_ACTIVATIONS))
+        raise ValueError(f"actfast.{fname}: unknown activation {activation!r}; known: {known} (or None)")
+    defaults, check = _ACTIVATIONS[name]
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        takes = ", ".join(defaults) if defaults else "no parameters"
+        raise TypeError(f"actfast.{fname}: activation {name!r} got unexpected parameter(s) "
+                        f"{', '.join(unknown)}; it takes {takes}")
+    p = {**defaults, **params}
+    p0, p1 = check(fname, p)
+    kernel = name
+    if name == "gelu":
+        approximate = p["approximate"]
+        if approximate == "tanh":
+            kernel = "gelu_tanh"
+        elif approximate != "none":
+            raise ValueError(f"actfast.{fname}: approximate must be 'none' or 'tanh', got {approximate!r}")
+    saves = "y" if name in _FROM_OUTPUT else "z"
+    if (name == "leaky_relu" and p0 < 0) or (name == "elu" and p0 < 0):
+        saves = "z"  # y > 0 also for some z < 0: the output does not tell the branch
+    return _Act(name, kernel, p0, p1, saves)
+
+
+_RESOLVED: dict[Any, _Act] = {}
+
+
+def _resolve_cached(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
+    """_resolve, memoised for the common call without parameters."""
+    if not params:
+        try:
+            return _RESOLVED[activation]
+        except (KeyError, TypeError):
+            pass
+        act = _resolve(fname, activation, params)
+        if len(_RESOLVED) < 64:
+            _RESOLVED[activation] = act
+        return act
+    return _resolve(fname, activation, params)
+
+
+def dense_saves(activation: str | None = "relu", **params: Any) -> str:
+    """What :func:`dense_grad` needs from the forward pass for this activation.
+
+    Returns ``"y"`` when the derivative is a function of the output ``y = act(z)``
+    (training then keeps only the output it has anyway), ``"z"`` when it needs the
+    pre-activation ``z = x @ W + b``:
+
+    ==================================================  ======
+    activation                                          saves
+    ==================================================  ======
+    None / "linear", relu, relu6, hard_tanh, selu,      "y"
+    sigmoid, tanh, celu (any alpha != 0)
+    leaky_relu (negative_slope >= 0), elu (alpha >= 0)  "y"
+    leaky_relu (slope < 0), elu (alpha < 0)             "z"
+    gelu (both), silu, mish, softplus, log_sigmoid,     "z"
+    hard_sigmoid, hard_swish, softsign
+    ==================================================  ======
+
+    Parameters are those of the activation (they matter for leaky_relu and elu).
+    """
+    return _resolve("dense_saves", activation, params).saves
+
+
+# --------------------------------------------------------------------------------------
+# Compiled module, BLAS threads
+# --------------------------------------------------------------------------------------
+
+_kernel_module = None
+
+
+def _kern():
+    global _kernel_module
+    if _kernel_module is None:
+        _kernel_module = importlib.import_module(f"actfast._dense_{_dispatch.isa}")
+    return _kernel_module
+
+
+class _BlasThreads:
+    """Caps SciPy's BLAS thread count for the duration of a call.
+
+    The libraries are found once with threadpoolctl, after SciPy's BLAS is loaded. For
+    OpenBLAS with its own (pthreads) pool, ``openblas_get/set_num_threads`` are called
+    directly: threadpoolctl's ``set_num_threads`` lets only the first Python thread that
+    used it change OpenBLAS's limit (threadpoolctl >= 3.6) and would silently do nothing
+    from any other thread, and it costs ~0.3 us per call where ctypes costs ~0.1 us.
+    An OpenBLAS built on OpenMP needs no cap: called inside our parallel region it is a
+    nested region, which libgomp runs on one thread. Other BLAS libraries (MKL, BLIS)
+    go through threadpoolctl.
+    """
+
+    def __init__(self) -> None:
+        self.libs: list[tuple[Callable[[], int], Callable[[int], Any]]] | None
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            self.libs = None
+            self.c_ready = False
+            return
+        libs = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
+        # scipy.linalg.cython_blas calls SciPy's own BLAS; the others (NumPy's) are not
+        # used by a dense call and need not be touched. If none can be told apart, cap all.
+        scipy_libs = [lc for lc in libs if "scipy.libs" in lc.filepath.replace("\\", "/")
+                      or "/scipy/" in lc.filepath.replace("\\", "/")]
+        self.libs = []
+        addresses = []          # C function addresses, for the kernel's own cap
+        c_ready = True
+        for lc in scipy_libs or libs:
+            if lc.internal_api == "openblas":
+                if getattr(lc, "threading_layer", None) == "openmp":
+                    continue
+                try:
+                    get = lc._get_symbol("openblas_get_num_threads")
+                    set_ = lc._get_symbol("openblas_set_num_threads")
+                except Exception:  # noqa: BLE001 - a threadpoolctl without the helper
+                    get = set_ = None
+                if get is not None and set_ is not None:
+                    self.libs.append((get, set_))
+                    addresses.append((ctypes.cast(get, ctypes.c_void_p).value,
+                                      ctypes.cast(set_, ctypes.c_void_p).value))
+                    continue
+            self.libs.append((lc.get_num_threads, lc.set_num_threads))
+            c_ready = False
+        # With only OpenBLAS (or nothing to cap), the kernel plans and caps by itself in C,
+        # which saves ~1 us of Python per call (it matters at batch 1).
+        self.addresses = addresses
+        self.c_ready = c_ready and len(addresses) <= 8
+        if self.c_ready:
+            _kern()._register_blas(addresses)
+
+    def cap(self, n: int) -> list[tuple[Callable[[int], Any], int]] | None:
+        """Lower every BLAS pool above n threads to n; returns what to restore."""
+        changed = None
+        for get, set_ in self.libs or ():
+            cur = get()
+            if cur is not None and cur > n:
+                set_(n)
+                if changed is None:
+                    changed = []
+                changed.append((set_, cur))
+        return changed
+
+    @staticmethod
+    def restore(changed: list[tuple[Callable[[int], Any], int]]) -> None:
+        for set_, n in changed:
+            set_(n)
+
+
+_blas: _BlasThreads | None = None
+
+
+def _blas_threads() -> _BlasThreads:
+    global _blas
+    if _blas is None:
+        _kern()  # load SciPy's BLAS first, so that threadpoolctl sees it
+        _blas = _BlasThreads()
+    return _blas
+
+
+# Threading of the forward (see the module docstring): 0 = (a) prange over row blocks
+# with single-threaded BLAS, 1 = (b) multi-threaded BLAS per block + OpenMP epilogue.
+_DEFAULT_MODE = 0
+# The backward likewise: 0 = dz, db and dx by row blocks then dW by column blocks, all on
+# OpenMP threads with single-threaded BLAS; 1 = an OpenMP dz pass, then two GEMMs with
+# BLAS's own threads.
+_DEFAULT_BACKWARD_MODE = 0
+# Rows per block. Every BLAS call packs all of W again, which costs ~0.28 ns per element
+# of W (single thread, float32, measured); a block of r rows makes ~0.01 * r ns of GEMM
+# work per element of W, so the packing overhead is ~28 / r: ~3% at 1024 rows, 11% at 256,
+# 22% at 128. The fused epilogue itself was measured nearly free at any block size
+# (relu at 1024^3: GEMM 10.76 ms, GEMM + fused epilogue unblocked 10.80 ms), so the
+# blocks are made as large as the parallel split allows, not cache-sized.
+_ROWS_PER_BLOCK = 1024
+# Below this many multiply-adds (batch * n_in * n_out) one thread does it all: OpenBLAS
+# itself stays single-threaded below 2**18 (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD).
+_SERIAL_WORK = 1 << 18
+_MIN_PARALLEL_ROWS = 16
+
+
+def _plan(batch: int, nthreads: int, mode: int, work: int = _SERIAL_WORK) -> int:
+    """Rows per block for a batch."""
+    if mode == 0:
+        if nthreads <= 1 or batch < _MIN_PARALLEL_ROWS or work < _SERIAL_WORK:
+            return max(1, batch)              # one block: BLAS alone, then the epilogue
+        nblocks = nthreads * max(1, batch // (nthreads * _ROWS_PER_BLOCK))
+        return max(1, -(-batch // nblocks))
+    return max(1, min(batch, _ROWS_PER_BLOCK))
+
+
+# --------------------------------------------------------------------------------------
+# Argument checking
+# --------------------------------------------------------------------------------------
+
+
+def _array(fname: str, what: str, a: Any) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError(f"actfast.{fname}: cannot interpret {what} ({type(a).__name__}) as an array") from exc
+
+
+def _common_dtype(fname: str, arrays: dict[str, np.ndarray]) -> np.dtype:
+    dts = {k: a.dtype for k, a in arrays.items()}
+    bad = {k: dt for k, dt in dts.items() if dt not in _FLOATS}
+    if bad:
+        desc = ", ".join(f"{k}: {dt}" for k, dt in dts.items())
+        raise TypeError(f"actfast.{fname} takes float32 or float64 arrays (one dtype for all); got {desc}")
+    first = next(iter(dts.values()))
+    if any(dt != first for dt in dts.values()):
+        desc = ", ".join(f"{k}: {dt}" for k, dt in dts.items())
+        raise TypeError(f"actfast.{fname}: mixed dtypes ({desc}); convert them to one of float32/float64")
+    return first
+
+
+def _check_out(fname: str, name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype,
+               inputs: tuple[np.ndarray, ...]) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"actfast.{fname}: {name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"actfast.{fname}: {name} has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"actfast.{fname}: {name} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"actfast.{fname}: {name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"actfast.{fname}: {name} is read-only")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"actfast.{fname}: {name} must not overlap an input")
+
+
+# --------------------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------------------
+
+
+def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: str | None = "relu",
+          out: np.ndarray | None = None, *, return_z: bool = False, **params: Any) -> Any:
+    """Fully connected layer with a fused activation: ``act(x @ W + b)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, n_in) or (n_in,)
+        Input rows. C- and Fortran-ordered arrays, and any 2-D view with one unit
+        stride (``x[::2]``, ``x[:, :k]``, ``x.T``), are read in place through BLAS
+        transpose flags; other layouts (``x[:, ::2]``, broadcast views) are copied.
+    W : array_like, shape (n_in, n_out)
+        Weights, same rules as ``x``.
+    b : array_like, shape (n_out,), optional
+        Bias; None for none.
+    activation : str or None, default "relu"
+        relu, relu6, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, sigmoid,
+        log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign (PyTorch
+        spellings hardtanh, hardsigmoid, hardswish, logsigmoid accepted), or None /
+        "linear" for no activation.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype, not overlapping an input.
+        Left untouched when an error is raised.
+    return_z : bool, default False
+        Also return the pre-activation ``z = x @ W + b`` (written in the same fused
+        pass), which :func:`dense_grad` needs for the activations where
+        :func:`dense_saves` says "z".
+    **params
+        The activation's parameters, as for the elementwise functions:
+        ``negative_slope`` (leaky_relu), ``alpha`` (elu, celu), ``approximate`` (gelu:
+        "none" or "tanh"), ``beta`` and ``threshold`` (softplus), ``min_val`` and
+        ``max_val`` (hard_tanh).
+
+    Returns
+    -------
+    y : ndarray, shape (batch, n_out) or (n_out,)
+        ``act(x @ W + b)``, with the dtype of the inputs (float32 or float64; all
+        inputs must have the same one). ``(y, z)`` when ``return_z``.
+
+    Notes
+    -----
+    The product goes through SciPy's BLAS; bias and activation are applied to each block
+    of rows right after the GEMM that produced it (a fused epilogue). Threads: see the
+    module docstring of ``actfast.dense``.
+    """
+    act = _resolve_cached("dense", activation, params)
+    if type(x) is not np.ndarray:
+        x = _array("dense", "x", x)
+    if type(W) is not np.ndarray:
+        W = _array("dense", "W", W)
+    if b is not None and type(b) is not np.ndarray:
+        b = _array("dense", "b", b)
+    dtype = x.dtype
+    if (dtype is not _F32 and dtype is not _F64) or W.dtype is not dtype or (b is not None and b.dtype is not dtype):
+        arrays = {"x": x, "W": W}
+        if b is not None:
+            arrays["b"] = b
+        dtype = _common_dtype("dense", arrays)
+    xs, Ws = x.shape, W.shape
+    if len(xs) not in (1, 2) or len(Ws) != 2 or xs[-1] != Ws[0] or (b is not None and b.shape != (Ws[1],)):
+        bs = "None" if b is None else str(b.shape)
+        raise ValueError(f"actfast.dense: shapes do not fit: x {xs}, W {Ws}, b {bs}; expected "
+                         "x (batch, n_in) or (n_in,), W (n_in, n_out), b (n_out,)")
+    vector = len(xs) == 1
+    x2 = x.reshape(1, -1) if vector else x
+    batch, n_in = x2.shape
+    n_out = Ws[1]
+    shape = (n_out,) if vector else (batch, n_out)
+    if batch > _INT_MAX or n_in > _INT_MAX or n_out > _INT_MAX:
+        raise ValueError(f"actfast.dense: dimensions above 2**31 - 1 are not supported (x {xs}, W {Ws})")
+    if out is not None:
+        _check_out("dense", "out", out, shape, dtype, (x, W, b))
+        y = out
+    else:
+        y = np.empty(shape, dtype)
+    z = np.empty(shape, dtype) if return_z else None
+    if b is not None and not (b.flags.c_contiguous and b.flags.aligned):
+        b = np.ascontiguousarray(b)
+    if batch and n_out:
+        k = _kernel_module or _kern()
+        if vector:
+            y2 = y.reshape(1, n_out)
+            z2 = None if z is None else z.reshape(1, n_out)
+        else:
+            y2, z2 = y, z
+        blas = _blas or _blas_threads()
+        if blas.c_ready:
+            # The same plan as _plan/_forward, made in C, with the BLAS cap done there too.
+            k.forward(x2, W, b, y2, z2, k.ACTIVATION_CODES[act.kernel], act.p0, act.p1, get_num_threads(), -1, 0)
+        else:
+            _forward(x2, W, b, y2, z2, k.ACTIVATION_CODES[act.kernel], act.p0, act.p1)
+    return (y, z) if return_z else y
+
+
+def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None:  # noqa: ANN001
+    k = _kernel_module or _kern()
+    blas = _blas or _blas_threads()
+    nthreads = get_num_threads()
+    batch = y2.shape[0]
+    if mode is None:
+        mode = _DEFAULT_MODE if blas.libs is not None else 1
+    if block_rows is None:
+        block_rows = _plan(batch, nthreads, mode, batch * x2.shape[1] * y2.shape[1])
+    # (a): BLAS single-threaded under the OpenMP threads; otherwise BLAS runs alone, with
+    # at most actfast's thread count.
+    parallel = nthreads > 1 and (mode == 2 or (mode == 0 and batch > block_rows))
+    if parallel and mode == 0 and batch < y2.shape[1]:
+        mode = 2   # split by columns: each thread packs its part of W, not all of it
+    changed = blas.cap(1 if parallel else nthreads)
+    try:
+        k.forward(x2, W, b, y2, z2, code, p0, p1, nthreads, mode, block_rows)
+    finally:
+        if changed:
+            blas.restore(changed)
+
+
+# --------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------
+
+
+def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, activation: str | None = "relu",
+               *, compute_dx: bool = True, _mode: int | None = None, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Backward of :func:`dense`: ``(dx, dW, db)`` for the upstream gradient ``dy``.
+
+    ``dz = dy * act'(.)`` is computed in one pass together with ``db = dz.sum(axis=0)``
+    (summed in double); ``dx = dz @ W.T`` and ``dW = x.T @ dz`` are BLAS GEMMs. With
+    several threads, each thread takes a block of rows, computes its ``dz`` and its rows
+    of ``dx`` right away (``dz`` still in cache), then the threads split ``dW``; see the
+    module docstring. ``dz`` is the only temporary of the output's size. The GIL is
+    released throughout.
+
+    Parameters
+    ----------
+    dy : array_like, shape (batch, n_out) or (n_out,)
+        Gradient of the loss with respect to the layer's output. ``dy`` and ``z_or_y``
+        are read in place when C-contiguous and copied otherwise.
+    x, W : array_like
+        The forward pass's input and weights (any layout, as in :func:`dense`).
+    z_or_y : array_like, shape of dy
+        What :func:`dense_saves` names for this activation: the output ``y`` for
+        linear, relu, relu6, leaky_relu (slope >= 0), hard_tanh, elu (alpha >= 0), selu,
+        celu, sigmoid, tanh; the pre-activation ``z`` (``dense(..., return_z=True)``) for
+        gelu, silu, mish, softplus, log_sigmoid, hard_sigmoid, hard_swish, softsign and
+        leaky_relu/elu with a negative parameter.
+
+        ==================================================  ======
+        activation                                          saves
+        ==================================================  ======
+        None / "linear", relu, relu6, hard_tanh, selu,      "y"
+        sigmoid, tanh, celu, leaky_relu (slope >= 0),
+        elu (alpha >= 0)
+        everything else                                     "z"
+        ==================================================  ======
+
+        From ``y``, saturated regions lose relative accuracy (sigmoid's ``y (1 - y)``
+        near y = 1 has an absolute error ~ eps * |dy|), as in PyTorch.
+    activation, **params
+        As for :func:`dense`.
+    compute_dx : bool, default True
+        False skips ``dx`` (a first layer needs none) and returns None in its place.
+
+    Returns
+    -------
+    dx : ndarray, shape of x (or None)
+    dW : ndarray, shape (n_in, n_out)
+    db : ndarray, shape (n_out,)
+    """
+    act = _resolve_cached("dense_grad", activation, params)
+    if type(dy) is not np.ndarray:
+        dy = _array("dense_grad", "dy", dy)
+    if type(x) is not np.ndarray:
+        x = _array("dense_grad", "x", x)
+    if type(W) is not np.ndarray:
+        W = _array("dense_grad", "W", W)
+    s = z_or_y if type(z_or_y) is np.ndarray else _array("dense_grad", "z_or_y", z_or_y)
+    dtype = dy.dtype
+    if (dtype is not _F32 and dtype is not _F64) or x.dtype is not dtype or W.dtype is not dtype \
+            or s.dtype is not dtype:
+        dtype = _common_dtype("dense_grad", {"dy": dy, "x": x, "W": W, "z_or_y": s})
+    xs, Ws = x.shape, W.shape
+    ok = len(xs) in (1, 2) and len(Ws) == 2 and xs[-1] == Ws[0]
+    if ok:
+        yshape = xs[:-1] + (Ws[1],)
+        ok = dy.shape == yshape and s.shape == yshape
+    if not ok:
+        raise ValueError(f"actfast.dense_grad: shapes do not fit: dy {dy.shape}, x {xs}, W {Ws}, "
+                         f"z_or_y {s.shape}; expected x (batch, n_in) or (n_in,), W (n_in, n_out), "
+                         "dy and z_or_y (batch, n_out) or (n_out,)")
+    vector = len(xs) == 1
+    if vector:
+        x2 = x.reshape(1, -1)
+        batch, n_in = 1, xs[0]
+    else:
+        x2 = x
+        batch, n_in = xs
+    n_out = Ws[1]
+    if batch > _INT_MAX or n_in > _INT_MAX or n_out > _INT_MAX:
+        raise ValueError("actfast.dense_grad: dimensions above 2**31 - 1 are not supported")
+    if vector:
+        dy2, s2 = dy.reshape(1, n_out), s.reshape(1, n_out)
+    else:
+        dy2, s2 = dy, s
+    if not dy2.flags.c_contiguous:
+        dy2 = np.ascontiguousarray(dy2)
+    if not s2.flags.c_contiguous:
+        s2 = np.ascontiguousarray(s2)
+    k = _kernel_module or _kern()
+    nthreads = get_num_threads()
+    db = np.empty(n_out, dtype)
+    dW = np.empty((n_in, n_out), dtype)
+    dx = np.empty((batch, n_in), dtype) if compute_dx else None
+    if (_DEFAULT_BACKWARD_MODE if _mode is None else _mode) == 0 and nthreads > 1 \
+            and batch >= _MIN_PARALLEL_ROWS and batch * n_in * n_out >= _SERIAL_WORK:
+        # (a): everything on the OpenMP threads, BLAS capped at one thread meanwhile.
+        dz = np.empty((batch, n_out), dtype)
+        blas = _blas or _blas_threads()
+        changed = blas.cap(1)
+        try:
+            k.backward_fused(dy2, s2, dz, db, x2, W, dx, dW, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
+                             act.p0, act.p1, nthreads)
+        finally:
+            if changed:
+                blas.restore(changed)
+        if dx is not None and vector:
+            dx = dx.reshape(n_in)
+        return dx, dW, db
+    if batch and n_out:
+        # The one temporary of the output's size.
+        dz = np.empty((batch, n_out), dtype)
+        k.backward_dz(dy2, s2, dz, db, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
+                      act.p0, act.p1, nthreads)
+    else:
+        db.fill(0)
+    if batch and n_in and n_out:
+        # OpenMP is idle here; BLAS gets at most actfast's thread count.
+        blas = _blas or _blas_threads()
+        changed = blas.cap(nthreads)
+        try:
+            k.backward_gemm(dz, x2, W, dx, dW)
+        finally:
+            if changed:
+                blas.restore(changed)
+    else:
+        dW.fill(0)
+        if dx is not None:
+            dx.fill(0)
+    if dx is not None and vector:
+        dx = dx.reshape(n_in)
+    return dx, dW, db
+
+
+# --------------------------------------------------------------------------------------
+# Layer object
+# --------------------------------------------------------------------------------------
+
+
+class Dense:
+    """A fully connected layer ``y = act(x @ W + b)`` with its backward.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    activation : str or None, default "relu"
+        As for :func:`dense`; its parameters go in ``**params``.
+    init : str or callable, default "he_normal"
+        A name from :mod:`actfast.init` (he_normal, he_uniform, glorot_normal,
+        glorot_uniform, lecun_normal) or a callable ``init(fan_in, fan_out, rng=, dtype=)``
+        returning W of shape (n_in, n_out). Biases start at zero.
+    dtype : float32 or float64
+    rng : None, int, SeedSequence or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``.
+
+    Attributes
+    ----------
+    W, b : ndarray
+        The parameters, shapes (n_in, n_out) and (n_out,).
+    dW, db : ndarray or None
+        The gradients from the last :meth:`backward`.
+    params : dict
+        ``{"W": W, "b": b}`` (the arrays themselves: update them in place).
+    grads : dict
+        ``{"W": dW, "b": db}``, same keys as ``params``.
+
+    :meth:`forward` keeps a reference to ``x`` and to ``y`` (or ``z``, per
+    :func:`dense_saves`) for :meth:`backward`; do not modify them in between.
+
+    Examples
+    --------
+    >>> layer = Dense(3, 2, rng=0)
+    >>> y = layer.forward(np.ones((4, 3), np.float32))
+    >>> dx = layer.backward(np.ones_like(y))
+    >>> for k in layer.params:
+    ...     layer.params[k] -= 0.1 * layer.grads[k]
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation: str | None = "relu", init: Any = "he_normal",
+                 dtype: Any = np.float32, rng: Any = None, **params: Any) -> None:
+        from . import init as _init
+
+        self.activation = activation
+        self.activation_params = dict(params)
+        self._act = _resolve("Dense", activation, params)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _FLOATS:
+            raise TypeError(f"actfast.Dense: dtype must be float32 or float64, got {self.dtype}")
+        if isinstance(init, str):
+            if init not in _init.INITIALIZERS:
+                raise ValueError(f"actfast.Dense: unknown init {init!r}; known: {', '.join(_init.INITIALIZERS)}")
+            init = getattr(_init, init)
+        rng = np.random.default_rng(rng)
+        W = np.asarray(init(int(n_in), int(n_out), rng=rng, dtype=self.dtype))
+        if W.shape != (n_in, n_out) or W.dtype != self.dtype:
+            raise ValueError(f"actfast.Dense: init returned {W.shape} {W.dtype}, expected ({n_in}, {n_out}) {self.dtype}")
+        self.W = np.ascontiguousarray(W)
+        self.b = np.zeros(n_out, self.dtype)
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        self._saved: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray | None]:
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x: ArrayLike) -> np.ndarray:
+        """``act(x @ W + b)``; keeps what :meth:`backward` needs."""
+        x = np.asarray(x)
+        if self._act.saves == "z":
+            y, z = dense(x, self.W, self.b, self.activation, return_z=True, **self.activation_params)
+            self._saved = z
+        else:
+            y = dense(x, self.W, self.b, self.activation, **self.activation_params)
+            self._saved = y
+        self._x = x
+        return y
+
+    def backward(self, dy: ArrayLike, compute_dx: bool = True) -> np.ndarray | None:
+        """Stores ``dW`` and ``db`` and returns ``dx`` (None when ``compute_dx`` is False)."""
+        if self._x is None:
+            raise RuntimeError("actfast.Dense.backward called before forward")
+        dx, self.dW, self.db = dense_grad(dy, self._x, self.W, self._saved, self.activation,
+                                          compute_dx=compute_dx, **self.activation_params)
+        return dx
+
+    def __repr__(self) -> str:
+        return (f"Dense({self.W.shape[0]}, {self.W.shape[1]}, activation={self.activation!r}, "
+                f"dtype={self.dtype.name})")

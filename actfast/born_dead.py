@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import init as _init
 from ._dispatch import kernels as _k
 from ._threads import get_num_threads
 
@@ -41,10 +42,7 @@ __all__ = ["BornDeadEstimate", "PAPER_DEPTH10", "born_dead_probability"]
 # and text): about 60 % for width 3, above 10 % for width 5, below 1 % for width 10.
 PAPER_DEPTH10 = {3: "about 60 %", 5: "above 10 %", 10: "below 1 %"}
 
-RAI_SIGMA = 0.6007  # the paper's scale: [W | b] ~ N(0, 0.6007^2 / fan_in)
-
-_SYMMETRIC = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal")
-INITS = (*_SYMMETRIC, "rai")
+INITS = _init.INITIALIZERS
 
 
 class BornDeadEstimate(NamedTuple):
@@ -56,38 +54,16 @@ class BornDeadEstimate(NamedTuple):
     dead: int
 
 
-def _layer_batch(rng: np.random.Generator, init: str, trials: int, fan_in: int, fan_out: int,
+def _layer_batch(gen: np.random.Generator, init: str, trials: int, fan_in: int, fan_out: int,
                  bias: bool, dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Weights (trials, fan_in, fan_out) and biases (trials, fan_out) for one layer."""
+    """Weights (trials, fan_in, fan_out) and biases (trials, fan_out) or None for one layer,
+    drawn by the same code as :mod:`actfast.init`."""
+    dt = np.dtype(dtype)
     if init == "rai":
-        # Per neuron, [w | b] ~ N(0, sigma^2 / fan_in), then one of the fan_in + 1 entries,
-        # chosen uniformly, is replaced by a Beta(2, 1) draw.
-        v = rng.standard_normal((trials, fan_out, fan_in + 1), dtype=np.float64)
-        v *= RAI_SIGMA / math.sqrt(fan_in)
-        k = rng.integers(0, fan_in + 1, size=(trials, fan_out))
-        t_idx, j_idx = np.meshgrid(np.arange(trials), np.arange(fan_out), indexing="ij")
-        v[t_idx, j_idx, k] = rng.beta(2.0, 1.0, size=(trials, fan_out))
-        w = np.ascontiguousarray(v[:, :, :fan_in].transpose(0, 2, 1), dtype=dtype)
-        return w, np.ascontiguousarray(v[:, :, fan_in], dtype=dtype)
-    if init == "he_normal":
-        scale, uniform = math.sqrt(2.0 / fan_in), False
-    elif init == "he_uniform":
-        scale, uniform = math.sqrt(6.0 / fan_in), True
-    elif init == "glorot_normal":
-        scale, uniform = math.sqrt(2.0 / (fan_in + fan_out)), False
-    elif init == "glorot_uniform":
-        scale, uniform = math.sqrt(6.0 / (fan_in + fan_out)), True
-    else:  # lecun_normal
-        scale, uniform = math.sqrt(1.0 / fan_in), False
-
-    def draw(shape: tuple[int, ...]) -> np.ndarray:
-        if uniform:
-            return rng.uniform(-scale, scale, size=shape).astype(dtype, copy=False)
-        return (rng.standard_normal(shape, dtype=np.float64) * scale).astype(dtype, copy=False)
-
-    w = draw((trials, fan_in, fan_out))
+        return _init._rai(fan_in, fan_out, gen, dt, (trials,))
+    w = _init._symmetric(init, fan_in, fan_out, gen, dt, (trials, fan_in, fan_out))
     # Symmetric biases, when asked for, come from the layer's weight distribution.
-    b = draw((trials, fan_out)) if bias else None
+    b = _init._symmetric(init, fan_in, fan_out, gen, dt, (trials, fan_out)) if bias else None
     return w, b
 
 

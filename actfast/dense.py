@@ -651,8 +651,9 @@ class Dense:
         As for :func:`dense`; its parameters go in ``**params``.
     init : str or callable, default "he_normal"
         A name from :mod:`actfast.init` (he_normal, he_uniform, glorot_normal,
-        glorot_uniform, lecun_normal) or a callable ``init(fan_in, fan_out, rng=, dtype=)``
-        returning W of shape (n_in, n_out). Biases start at zero.
+        glorot_uniform, lecun_normal, rai) or a callable ``init(fan_in, fan_out, rng=, dtype=)``
+        returning W of shape (n_in, n_out), or ``(W, b)`` to set the biases too (as
+        ``rai`` does). Otherwise biases start at zero.
     dtype : float32 or float64
     rng : None, int, SeedSequence or numpy.random.Generator
         Passed to ``numpy.random.default_rng``.
@@ -695,11 +696,15 @@ class Dense:
                 raise ValueError(f"actfast.Dense: unknown init {init!r}; known: {', '.join(_init.INITIALIZERS)}")
             init = getattr(_init, init)
         rng = np.random.default_rng(rng)
-        W = np.asarray(init(int(n_in), int(n_out), rng=rng, dtype=self.dtype))
-        if W.shape != (n_in, n_out) or W.dtype != self.dtype:
-            raise ValueError(f"actfast.Dense: init returned {W.shape} {W.dtype}, expected ({n_in}, {n_out}) {self.dtype}")
+        # An initializer returns W, or (W, b) when it sets the biases too (rai).
+        drawn = init(int(n_in), int(n_out), rng=rng, dtype=self.dtype)
+        W, b = drawn if isinstance(drawn, tuple) else (drawn, np.zeros(n_out, self.dtype))
+        W, b = np.asarray(W), np.asarray(b)
+        if W.shape != (n_in, n_out) or W.dtype != self.dtype or b.shape != (n_out,) or b.dtype != self.dtype:
+            raise ValueError(f"actfast.Dense: init returned W {W.shape} {W.dtype} and b {b.shape} {b.dtype}, "
+                             f"expected ({n_in}, {n_out}) and ({n_out},) {self.dtype}")
         self.W = np.ascontiguousarray(W)
-        self.b = np.zeros(n_out, self.dtype)
+        self.b = np.ascontiguousarray(b)
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
         self._x: np.ndarray | None = None

@@ -84,7 +84,7 @@ def _forward(layers: Sequence[Any], x: np.ndarray) -> tuple[np.ndarray, list[np.
     return h, hidden[:-1]
 
 
-def train_one(activation: str, init: str, data: tuple[np.ndarray, ...], *, depth: int = 10, width: int = 8,
+def train_one(activation: str, init: str, data: tuple[np.ndarray, ...], *, depth: int = 10, width: int = 4,
               epochs: int = 30, lr: float = 0.05, batch: int = 32, seed: int = 0) -> RunResult:
     import actfast
 
@@ -127,8 +127,8 @@ def train_one(activation: str, init: str, data: tuple[np.ndarray, ...], *, depth
     return res
 
 
-def run(activations: Sequence[str] = ACTIVATIONS, inits: Sequence[str] = INITS, *, seeds: int = 3,
-        depth: int = 10, width: int = 8, epochs: int = 30, lr: float = 0.05, progress: bool = True) -> list[RunResult]:
+def run(activations: Sequence[str] = ACTIVATIONS, inits: Sequence[str] = INITS, *, seeds: int = 5,
+        depth: int = 10, width: int = 4, epochs: int = 30, lr: float = 0.05, progress: bool = True) -> list[RunResult]:
     data = load_digits_split()
     results = []
     total = len(activations) * len(inits) * seeds
@@ -224,9 +224,10 @@ def plot(results: Sequence[RunResult], path: str) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activations", default=",".join(ACTIVATIONS), help="comma-separated list")
     p.add_argument("--inits", default=",".join(INITS), help="comma-separated list (he_normal, rai, ...)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per configuration")
+    p.add_argument("--seeds", type=int, default=5, help="runs per configuration")
     p.add_argument("--depth", type=int, default=10, help="layers with weights (the last is linear)")
-    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--width", type=int, default=4,
+                   help="hidden width; narrow (4) is where ReLU networks die (default 4)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--plot", metavar="PATH.png", help="write the curves as a PNG (needs matplotlib)")

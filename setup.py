@@ -174,7 +174,12 @@ class BuildExt(build_ext):
         extra = os.environ.get("ACTFAST_CFLAGS", "").split()
         variants = isa_variants()
         for ext in self.extensions:
-            isa = getattr(ext, "actfast_isa", None)
+            # cythonize() returns new Extension objects without our actfast_isa
+            # attribute, so the variant is recovered from the module name
+            # (actfast.NAME_<isa>); without this every variant was compiled for the
+            # x86-64 baseline (SSE2) and even the avx512 one used 16-byte vectors.
+            isa = getattr(ext, "actfast_isa", None) or ext.name.rsplit("_", 1)[-1]
+            isa = isa if isa in variants else None
             isa_flags = variants[isa][family] if isa else []
             ext.extra_compile_args = base + omp_c + isa_flags + extra
             ext.extra_link_args = list(omp_l)

@@ -48,6 +48,9 @@ cdef extern from "actfast_math.h" nogil:
     double af_fabs(double x)
     float af_gaussf(float x)
     double af_gauss(double x)
+    float af_ndtrf(float x)
+    double af_ndtr(double x)
+    double af_ndtr_lite(double x)
 
 from cython cimport floating
 from libc.math cimport INFINITY
@@ -273,16 +276,27 @@ cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
     return dy * (<floating>4 * e * r * r)
 
 cdef inline floating gelu(floating x) noexcept nogil:
-    # x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2; the limit 0 at -inf.
-    cdef floating phi = <floating>0.5 * f_erfc(x * <floating>-0.70710678118654752440)
-    return <floating>0 if x == -INFINITY else x * phi
+    # x * Phi(x). Phi comes from af_ndtr, which takes x itself: erfc(-x / sqrt 2) would
+    # first round x / sqrt 2, and in the tail that rounding is multiplied by x^2 (~170
+    # ulp in float at x = -13). float input is computed in double and rounded once.
+    cdef double xd
+    if floating is float:
+        xd = x
+        return <float>0 if x == -INFINITY else <float>(xd * af_ndtr_lite(xd))
+    else:
+        return <double>0 if x == -INFINITY else x * af_ndtr(x)
 
 cdef inline floating gelu_grad(floating x, floating dy) noexcept nogil:
     # Phi(x) + x phi(x); x phi(x) is computed from exp(-x^2/2) without rounding x^2.
-    cdef floating cdf = <floating>0.5 * f_erfc(x * <floating>-0.70710678118654752440)
-    cdef floating pdf = <floating>0.39894228040143267794 * f_gauss(x)
-    cdef floating d = cdf + x * pdf
-    return dy * ((<floating>1 if x > 0 else <floating>0) if f_isinf(x) else d)
+    # The sum cancels near its root x = -0.7518: float input is computed in double.
+    cdef double xd, dd
+    if floating is float:
+        xd = x
+        dd = af_ndtr_lite(xd) + xd * (0.39894228040143267794 * af_gauss(xd))
+        return <float>((<double>dy) * (((1.0 if x > 0 else 0.0) if f_isinf(x) else dd)))
+    else:
+        dd = af_ndtr(x) + x * (0.39894228040143267794 * af_gauss(x))
+        return dy * ((1.0 if x > 0 else 0.0) if f_isinf(x) else dd)
 
 cdef inline floating gelu_tanh(floating x) noexcept nogil:
     # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).

@@ -1,0 +1,380 @@
+/*
+ * Branch-free, vectorisable elementary functions for actfast (float and double).
+ *
+ * Included by actfast_math.h unless ACTFAST_USE_LIBM is defined. Every function is a
+ * straight-line sequence of arithmetic, comparisons used as value selects (ternaries,
+ * which gcc if-converts into blends/masks), and integer operations on the bits of the
+ * exponent (through memcpy, which gcc turns into register moves). No loops, no tables,
+ * no calls: gcc vectorises the ufunc loops that call them, at any -march.
+ *
+ * Methods (classical, written for this file; polynomial coefficients are our own
+ * Chebyshev fits from tools/gen_vmath_coeffs.py, in actfast_vmath_poly.h):
+ *  - exp: x = n ln2 + r, |r| <= ln2/2, n = rint(x/ln2) by the 1.5*2^p "shifter" trick;
+ *    ln2 split in two (Cody-Waite) so that r is exact to working precision; exp(r) =
+ *    1 + r + r^2 q(r); the result is scaled by 2^n as two factors 2^n1 * 2^n2 built from
+ *    exponent bits, so that overflow gives inf and underflow rounds once, gradually,
+ *    into the subnormals.
+ *  - expm1: same reduction, 2^n * expm1(r) + (2^n - 1), with expm1(r) = r + r^2 q(r)
+ *    (no cancellation for small |x|: for n = 0 the result is the polynomial itself).
+ *  - log, log1p: x = 2^k m, m in [sqrt(1/2), sqrt(2)), f = m - 1 exact, s = f / (2 + f),
+ *    log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)) (the fdlibm arrangement); log1p adds
+ *    the rounding error of u = 1 + x as c/u.
+ *  - tanh: odd polynomial for |x| < 0.625, 1 - 2/(exp(2|x|) + 1) above, sign restored
+ *    with a bit operation.
+ *  - erfc (computed in double; the float version rounds the double result once):
+ *    erfc(y) = 1 - y P(y^2) for -0.5 < y < 0.25; otherwise erfc(|y|) = exp(-y^2) erfcx(|y|)
+ *    with erfcx from Weideman's rational map (erfcx(y) = d/sqrt(pi) + 2 d^2 p(Z),
+ *    d = 1/(L + y), Z = (L - y) d, L = 3), exp(-y^2) computed from the exact square
+ *    y^2 = hi + lo, and erfc(y) = 2 - erfc(-y) for y < 0. The normal CDF af_ndtr(x)
+ *    shares the code with y = -x/sqrt(2) and y^2 = x^2/2 taken exactly from x, so that
+ *    the rounding of x/sqrt(2) does not enter the exponent (for x = -30 it would cost
+ *    ~900 ulp).
+ *
+ * FMA: with hardware FMA (__FMA__, AArch64) AF_FMA is fma(), which gcc emits as one
+ * instruction; on the x86-64 baseline fma() is a slow library call, so it is a*b + c.
+ * The algorithms are correct either way (the Cody-Waite constants have enough
+ * trailing zeros for the products to be exact without FMA).
+ *
+ * Special values (tested by bench/accuracy.py and the edge list there): NaN
+ * propagates; exp(-inf) = 0, exp(inf) = inf; expm1(-inf) = -1; log(0) = -inf, log(x<0)
+ * = NaN, log(inf) = inf; log1p(-1) = -inf, log1p(x<-1) = NaN; tanh(+-inf) = +-1;
+ * erfc(-inf) = 2, erfc(inf) = 0; expm1, log1p, tanh keep the sign of zero.
+ */
+#ifndef ACTFAST_VMATH_H
+#define ACTFAST_VMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define AF_FMAF(a, b, c) ((a) * (b) + (c))
+#define AF_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+#include "actfast_vmath_poly.h"
+
+/* ---- bit access ---------------------------------------------------------------- */
+
+static inline uint32_t af__fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float af__ffrom(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint64_t af__dbits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+static inline double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+
+#define AF__INFF (__builtin_inff())
+#define AF__INF (__builtin_inf())
+#define AF__NANF (__builtin_nanf(""))
+#define AF__NAN (__builtin_nan(""))
+
+/* copysign through bits (fabs/copysign are single and/or ops; written out so that no
+ * libm call can appear). */
+static inline float af__copysignf(float mag, float sgn)
+{
+    return af__ffrom((af__fbits(mag) & 0x7fffffffu) | (af__fbits(sgn) & 0x80000000u));
+}
+static inline double af__copysign(double mag, double sgn)
+{
+    return af__dfrom((af__dbits(mag) & 0x7fffffffffffffffull) | (af__dbits(sgn) & 0x8000000000000000ull));
+}
+
+/* ---- 2^n scaling ------------------------------------------------------------------ */
+
+/* 1.5 * 2^23: adding it rounds a float of magnitude < 2^22 to an integer, which then
+ * sits in the low mantissa bits. */
+#define AF__SHF 12582912.0f
+#define AF__SHD 6755399441055744.0 /* 1.5 * 2^52 */
+
+/* 2^n for an integral float n in [-126, 127]. */
+static inline float af__pow2if(float n)
+{
+    int32_t i = (int32_t)(af__fbits(n + AF__SHF) - af__fbits(AF__SHF));
+    return af__ffrom((uint32_t)(i + 127) << 23);
+}
+static inline double af__pow2i(double n)
+{
+    int64_t i = (int64_t)(af__dbits(n + AF__SHD) - af__dbits(AF__SHD));
+    return af__dfrom((uint64_t)(i + 1023) << 52);
+}
+
+/* p * 2^n for an integral n with |n| <= 250 (float) / 2040 (double): two exact-range
+ * factors, so that the only rounding is the last product (gradual underflow) and
+ * overflow gives inf. */
+static inline float af__ldexpf2(float p, float n)
+{
+    float n1 = (n * 0.5f + AF__SHF) - AF__SHF;   /* rint(n/2) */
+    float n2 = n - n1;
+    return (p * af__pow2if(n1)) * af__pow2if(n2);
+}
+static inline double af__ldexp2(double p, double n)
+{
+    double n1 = (n * 0.5 + AF__SHD) - AF__SHD;
+    double n2 = n - n1;
+    return (p * af__pow2i(n1)) * af__pow2i(n2);
+}
+
+/* ---- exp core -------------------------------------------------------------------- */
+
+/* ln2 = LN2HI + LN2LO with LN2HI having trailing zeros (n * LN2HI exact for |n| < 2^11
+ * in float, 2^20 in double). */
+#define AF__LOG2EF 1.44269504088896341f
+#define AF__LN2HIF 0.693145751953125f          /* 0x1.62e4p-1 */
+#define AF__LN2LOF 1.42860682030941723212e-6f
+#define AF__LOG2E 1.44269504088896338700
+#define AF__LN2HI 6.93147180369123816490e-01   /* 0x1.62e42feep-1 (32 bits) */
+#define AF__LN2LO 1.90821492927058770002e-10
+
+/* exp(x + xl) = (1 + u) * 2^n, |x| <= ~1400 (double) / ~170 (float), |xl| << 1;
+ * returns u = expm1(r) and n (as an integral float). */
+static inline float af__expm1f_core(float x, float xl, float *n_out)
+{
+    float n = AF_FMAF(x, AF__LOG2EF, AF__SHF) - AF__SHF;
+    float r = AF_FMAF(n, -AF__LN2HIF, x);
+    r = AF_FMAF(n, -AF__LN2LOF, r) + xl;
+    *n_out = n;
+    return AF_FMAF(r * r, af__poly_expf(r), r);
+}
+static inline double af__expm1_core(double x, double xl, double *n_out)
+{
+    double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
+    double r = AF_FMA(n, -AF__LN2HI, x);
+    r = AF_FMA(n, -AF__LN2LO, r) + xl;
+    *n_out = n;
+    return AF_FMA(r * r, af__poly_exp(r), r);
+}
+/* Lower-degree variant (~1e-11 relative) for double computations that end in float. */
+static inline double af__expm1_core_lite(double x, double xl, double *n_out)
+{
+    double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
+    double r = AF_FMA(n, -AF__LN2HI, x);
+    r = AF_FMA(n, -AF__LN2LO, r) + xl;
+    *n_out = n;
+    return AF_FMA(r * r, af__poly_exp_lite(r), r);
+}
+
+/* ---- exp ----------------------------------------------------------------------------- */
+
+static inline float af_expf(float x)
+{
+    /* exp(89) overflows and exp(-104) < 2^-150 rounds to 0; NaN passes the clamps. */
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -104.0f ? -104.0f : xc;
+    float n;
+    float u = af__expm1f_core(xc, 0.0f, &n);
+    return af__ldexpf2(1.0f + u, n);
+}
+
+static inline double af_exp(double x)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -746.0 ? -746.0 : xc;
+    double n;
+    double u = af__expm1_core(xc, 0.0, &n);
+    return af__ldexp2(1.0 + u, n);
+}
+
+/* ---- expm1 -------------------------------------------------------------------------- */
+
+static inline float af_expm1f(float x)
+{
+    /* Below -87 the result is -1 (to float precision) and 2^n stays normal. */
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -87.0f ? -87.0f : xc;
+    float n;
+    float u = af__expm1f_core(xc, 0.0f, &n);
+    float big = n > 127.0f ? 1.0f : 0.0f;        /* 2^128 itself is not a float */
+    float s = af__pow2if(n - big);
+    float r_big = (s * (1.0f + u)) * 2.0f;
+    float r = AF_FMAF(s, u, s - 1.0f);
+    r = big != 0.0f ? r_big : r;
+    /* expm1(x) rounds to x below 2^-25; this also keeps -0. */
+    return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
+}
+
+static inline double af_expm1(double x)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -700.0 ? -700.0 : xc;
+    double n;
+    double u = af__expm1_core(xc, 0.0, &n);
+    double big = n > 1023.0 ? 1.0 : 0.0;
+    double s = af__pow2i(n - big);
+    double r_big = (s * (1.0 + u)) * 2.0;
+    double r = AF_FMA(s, u, s - 1.0);
+    r = big != 0.0 ? r_big : r;
+    return (x > -0x1p-54 && x < 0x1p-54) ? x : r;
+}
+
+/* ---- log and log1p ---------------------------------------------------------------- */
+
+/* log(u) + c for a positive normal u, and a small correction c. */
+static inline float af__log_corrf(float u, float c, float kadj)
+{
+    uint32_t iy = af__fbits(u) - 0x3f3504f3u;          /* 0x3f3504f3 = sqrt(1/2) */
+    float k = (float)((int32_t)iy >> 23) + kadj;
+    float m = af__ffrom((iy & 0x007fffffu) + 0x3f3504f3u);   /* in [sqrt(1/2), sqrt(2)) */
+    float f = m - 1.0f;                                 /* exact */
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float hfsq = 0.5f * f * f;
+    float R = z * af__poly_logf(z);
+    float lo = AF_FMAF(s, hfsq + R, AF_FMAF(k, AF__LN2LOF, c));
+    return AF_FMAF(k, AF__LN2HIF, (f - hfsq) + lo);
+}
+static inline double af__log_corr(double u, double c, double kadj)
+{
+    uint64_t iy = af__dbits(u) - 0x3fe6a09e667f3bcdull;   /* sqrt(1/2) */
+    /* The exponent field, as an integral double, by the shifter trick (no 64-bit
+     * integer -> double conversion, which x86 has only with AVX-512DQ). */
+    uint64_t e = 0x4338000000000000ull + ((iy >> 52) ^ 0x800ull) - 0x800ull;  /* bits of 1.5*2^52 + k */
+    double k = (af__dfrom(e) - AF__SHD) + kadj;
+    double m = af__dfrom((iy & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull);
+    double f = m - 1.0;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double hfsq = 0.5 * f * f;
+    double R = z * af__poly_log(z);
+    double lo = AF_FMA(s, hfsq + R, AF_FMA(k, AF__LN2LO, c));
+    return AF_FMA(k, AF__LN2HI, (f - hfsq) + lo);
+}
+
+static inline float af_logf(float x)
+{
+    int sub = x < 0x1p-126f;
+    float xs = sub ? x * 0x1p23f : x;
+    float r = af__log_corrf(xs, 0.0f, sub ? -23.0f : 0.0f);
+    int ok = (x > 0.0f) & (x < AF__INFF);
+    return ok ? r : (x == 0.0f ? -AF__INFF : (x < 0.0f ? AF__NANF : x));
+}
+
+static inline double af_log(double x)
+{
+    int sub = x < 0x1p-1022;
+    double xs = sub ? x * 0x1p54 : x;
+    double r = af__log_corr(xs, 0.0, sub ? -54.0 : 0.0);
+    int ok = (x > 0.0) & (x < AF__INF);
+    return ok ? r : (x == 0.0 ? -AF__INF : (x < 0.0 ? AF__NAN : x));
+}
+
+static inline float af_log1pf(float x)
+{
+    float u = 1.0f + x;
+    /* the rounding error of u, exactly: 1 + x = u + c */
+    float c = x > 1.0f ? 1.0f - (u - x) : x - (u - 1.0f);
+    float r = af__log_corrf(u, c / u, 0.0f);
+    int ok = (x > -1.0f) & (x < AF__INFF);
+    r = ok ? r : (x == -1.0f ? -AF__INFF : (x < -1.0f ? AF__NANF : x));
+    return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
+}
+
+static inline double af_log1p(double x)
+{
+    double u = 1.0 + x;
+    double c = x > 1.0 ? 1.0 - (u - x) : x - (u - 1.0);
+    double r = af__log_corr(u, c / u, 0.0);
+    int ok = (x > -1.0) & (x < AF__INF);
+    r = ok ? r : (x == -1.0 ? -AF__INF : (x < -1.0 ? AF__NAN : x));
+    return (x > -0x1p-54 && x < 0x1p-54) ? x : r;
+}
+
+/* ---- tanh ------------------------------------------------------------------------------ */
+
+static inline float af_tanhf(float x)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    float z = a * a;
+    float small = AF_FMAF(a * z, af__poly_tanhf(z), a);
+    /* tanh(22) is 1 in float; the clamp keeps exp finite (NaN passes). */
+    float a2 = a > 22.0f ? 44.0f : 2.0f * a;
+    float n;
+    float u = af__expm1f_core(a2, 0.0f, &n);
+    float e = (1.0f + u) * af__pow2if(n);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    return af__copysignf(a < 0.625f ? small : big, x);
+}
+
+static inline double af_tanh(double x)
+{
+    double a = af__dfrom(af__dbits(x) & 0x7fffffffffffffffull);
+    double z = a * a;
+    double small = AF_FMA(a * z, af__poly_tanh(z), a);
+    double a2 = a > 22.0 ? 44.0 : 2.0 * a;
+    double n;
+    double u = af__expm1_core(a2, 0.0, &n);
+    double e = (1.0 + u) * af__pow2i(n);
+    double big = 1.0 - 2.0 / (e + 1.0);
+    return af__copysign(a < 0.625 ? small : big, x);
+}
+
+/* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
+
+#define AF__ERFCX_L 3.0
+#define AF__RSQRTPI 0.56418958354775628695   /* 1/sqrt(pi) */
+
+/*
+ * scale * erfc(y), given y and y^2 = hi + lo (lo the exact rounding error of hi), for
+ * scale = 1 (half = 0) or 1/2 (half = 1). lite selects the shorter polynomials (about
+ * 1e-11 relative: enough for results rounded to float).
+ */
+static inline double af__erfc_gen(double y, double hi, double lo, double half, int lite)
+{
+    /* -0.5 < y < 0.25: 1 - y P(y^2); no cancellation worse than a factor 1.4. */
+    double P = lite ? af__poly_erf_lite(hi) : af__poly_erf(hi);
+    double rA = AF_FMA(-y, P, 1.0);
+    /* |y| >= 0.25: exp(-y^2) erfcx(|y|). Beyond 27.5 erfc underflows to 0 in double. */
+    double a = af__dfrom(af__dbits(y) & 0x7fffffffffffffffull);
+    double ac = a > 27.5 ? 27.5 : a;
+    double d = 1.0 / (AF__ERFCX_L + ac);
+    double Z = (AF__ERFCX_L - ac) * d;
+    double p = lite ? af__poly_erfcx_lite(Z) : af__poly_erfcx(Z);
+    double ex = d * AF_FMA(2.0 * d, p, AF__RSQRTPI);
+    double hc = hi > 800.0 ? 800.0 : hi;         /* exp(-800) is 0; NaN passes */
+    double lc = hi > 800.0 ? 0.0 : lo;
+    double n;
+    double u = lite ? af__expm1_core_lite(-hc, -lc, &n) : af__expm1_core(-hc, -lc, &n);
+    double eB = af__ldexp2((1.0 + u) * ex, n - half);    /* scale * erfc(|y|) */
+    double two = half != 0.0 ? 1.0 : 2.0;
+    double rB = y >= 0.0 ? eB : two - eB;
+    double sc = half != 0.0 ? 0.5 : 1.0;
+    return ((y > -0.5) & (y < 0.25)) ? sc * rA : rB;
+}
+
+/* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */
+static inline double af__sq_lo(double x, double hi)
+{
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fma(x, x, -hi);
+#else
+    const double c = 134217729.0;               /* 2^27 + 1 */
+    double t = c * x;
+    double xh = t - (t - x), xl = x - xh;
+    return ((xh * xh - hi) + 2.0 * xh * xl) + xl * xl;
+#endif
+}
+
+static inline double af__erfc_d(double x, int lite)
+{
+    double xc = x > 40.0 ? 40.0 : (x < -40.0 ? -40.0 : x);   /* keeps x*x finite */
+    double hi = xc * xc;
+    return af__erfc_gen(xc, hi, af__sq_lo(xc, hi), 0.0, lite);
+}
+
+/* Phi(x) = erfc(-x/sqrt2)/2 with the exponent -x^2/2 taken exactly from x. */
+static inline double af__ndtr_d(double x, int lite)
+{
+    double xc = x > 60.0 ? 60.0 : (x < -60.0 ? -60.0 : x);
+    double hi = xc * xc;
+    double lo = af__sq_lo(xc, hi);
+    return af__erfc_gen(xc * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, lite);
+}
+
+static inline double af_erfc(double x) { return af__erfc_d(x, 0); }
+static inline float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
+static inline double af_ndtr(double x) { return af__ndtr_d(x, 0); }
+static inline float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1); }
+/* For float activations computed in double: the double result, short polynomials. */
+static inline double af_ndtr_lite(double x) { return af__ndtr_d(x, 1); }
+
+#endif /* ACTFAST_VMATH_H */

@@ -158,6 +158,22 @@ class BuildExt(build_ext):
         print("actfast: the compiler has no usable OpenMP; building serial kernels")
         return [], []
 
+    def inline_flags(self) -> list[str]:
+        """gcc: let the per-element functions inline into the ufunc loops.
+
+        Each activation is a chain of small Cython ``inline`` functions around the
+        branch-free math of actfast_vmath.h. With gcc's default limits
+        (max-inline-insns-single, and the module-wide inline-unit-growth cap, which the
+        72 kernels of one module exceed) some of them stay calls, and a call in a loop
+        stops vectorisation (gcc reports "function is not vectorizable"). Compilers
+        that reject --param (clang) get nothing here; they have their own inliner.
+        """
+        flags = ["--param", "max-inline-insns-single=1000", "--param", "inline-unit-growth=400",
+                 "--param", "large-function-growth=400"]
+        if _probe(self.compiler, "int main(void) { return 0; }\n", flags + ["-Werror"], []):
+            return flags
+        return []
+
     def build_extensions(self) -> None:
         ctype = self.compiler.compiler_type
         family = "msvc" if ctype == "msvc" else "unix"
@@ -171,6 +187,7 @@ class BuildExt(build_ext):
             # are computed and then discarded are cleared by the loops themselves.
             base = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fno-semantic-interposition"]
             base += ["-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unused-variable"]
+            base += self.inline_flags()
         extra = os.environ.get("ACTFAST_CFLAGS", "").split()
         variants = isa_variants()
         for ext in self.extensions:

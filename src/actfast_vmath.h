@@ -47,6 +47,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Forced inlining: in the large kernel module gcc's inliner otherwise gives up on some
+ * of these (unit-growth limits), and a call left in a loop stops its vectorisation. */
+#if defined(__GNUC__)
+#define AF_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define AF_INLINE static __forceinline
+#else
+#define AF_INLINE static inline
+#endif
+
 #if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
 #define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
@@ -59,10 +69,10 @@
 
 /* ---- bit access ---------------------------------------------------------------- */
 
-static inline uint32_t af__fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float af__ffrom(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint64_t af__dbits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
-static inline double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+AF_INLINE uint32_t af__fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+AF_INLINE float af__ffrom(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+AF_INLINE uint64_t af__dbits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+AF_INLINE double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
 
 #define AF__INFF (__builtin_inff())
 #define AF__INF (__builtin_inf())
@@ -71,11 +81,11 @@ static inline double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return
 
 /* copysign through bits (fabs/copysign are single and/or ops; written out so that no
  * libm call can appear). */
-static inline float af__copysignf(float mag, float sgn)
+AF_INLINE float af__copysignf(float mag, float sgn)
 {
     return af__ffrom((af__fbits(mag) & 0x7fffffffu) | (af__fbits(sgn) & 0x80000000u));
 }
-static inline double af__copysign(double mag, double sgn)
+AF_INLINE double af__copysign(double mag, double sgn)
 {
     return af__dfrom((af__dbits(mag) & 0x7fffffffffffffffull) | (af__dbits(sgn) & 0x8000000000000000ull));
 }
@@ -88,12 +98,12 @@ static inline double af__copysign(double mag, double sgn)
 #define AF__SHD 6755399441055744.0 /* 1.5 * 2^52 */
 
 /* 2^n for an integral float n in [-126, 127]. */
-static inline float af__pow2if(float n)
+AF_INLINE float af__pow2if(float n)
 {
     int32_t i = (int32_t)(af__fbits(n + AF__SHF) - af__fbits(AF__SHF));
     return af__ffrom((uint32_t)(i + 127) << 23);
 }
-static inline double af__pow2i(double n)
+AF_INLINE double af__pow2i(double n)
 {
     int64_t i = (int64_t)(af__dbits(n + AF__SHD) - af__dbits(AF__SHD));
     return af__dfrom((uint64_t)(i + 1023) << 52);
@@ -102,13 +112,13 @@ static inline double af__pow2i(double n)
 /* p * 2^n for an integral n with |n| <= 250 (float) / 2040 (double): two exact-range
  * factors, so that the only rounding is the last product (gradual underflow) and
  * overflow gives inf. */
-static inline float af__ldexpf2(float p, float n)
+AF_INLINE float af__ldexpf2(float p, float n)
 {
     float n1 = (n * 0.5f + AF__SHF) - AF__SHF;   /* rint(n/2) */
     float n2 = n - n1;
     return (p * af__pow2if(n1)) * af__pow2if(n2);
 }
-static inline double af__ldexp2(double p, double n)
+AF_INLINE double af__ldexp2(double p, double n)
 {
     double n1 = (n * 0.5 + AF__SHD) - AF__SHD;
     double n2 = n - n1;
@@ -128,7 +138,7 @@ static inline double af__ldexp2(double p, double n)
 
 /* exp(x + xl) = (1 + u) * 2^n, |x| <= ~1400 (double) / ~170 (float), |xl| << 1;
  * returns u = expm1(r) and n (as an integral float). */
-static inline float af__expm1f_core(float x, float xl, float *n_out)
+AF_INLINE float af__expm1f_core(float x, float xl, float *n_out)
 {
     float n = AF_FMAF(x, AF__LOG2EF, AF__SHF) - AF__SHF;
     float r = AF_FMAF(n, -AF__LN2HIF, x);
@@ -136,7 +146,7 @@ static inline float af__expm1f_core(float x, float xl, float *n_out)
     *n_out = n;
     return AF_FMAF(r * r, af__poly_expf(r), r);
 }
-static inline double af__expm1_core(double x, double xl, double *n_out)
+AF_INLINE double af__expm1_core(double x, double xl, double *n_out)
 {
     double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
     double r = AF_FMA(n, -AF__LN2HI, x);
@@ -145,7 +155,7 @@ static inline double af__expm1_core(double x, double xl, double *n_out)
     return AF_FMA(r * r, af__poly_exp(r), r);
 }
 /* Lower-degree variant (~1e-11 relative) for double computations that end in float. */
-static inline double af__expm1_core_lite(double x, double xl, double *n_out)
+AF_INLINE double af__expm1_core_lite(double x, double xl, double *n_out)
 {
     double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
     double r = AF_FMA(n, -AF__LN2HI, x);
@@ -156,7 +166,7 @@ static inline double af__expm1_core_lite(double x, double xl, double *n_out)
 
 /* ---- exp ----------------------------------------------------------------------------- */
 
-static inline float af_expf(float x)
+AF_INLINE float af_expf(float x)
 {
     /* exp(89) overflows and exp(-104) < 2^-150 rounds to 0; NaN passes the clamps. */
     float xc = x > 89.0f ? 89.0f : x;
@@ -166,7 +176,7 @@ static inline float af_expf(float x)
     return af__ldexpf2(1.0f + u, n);
 }
 
-static inline double af_exp(double x)
+AF_INLINE double af_exp(double x)
 {
     double xc = x > 710.0 ? 710.0 : x;
     xc = xc < -746.0 ? -746.0 : xc;
@@ -177,7 +187,7 @@ static inline double af_exp(double x)
 
 /* ---- expm1 -------------------------------------------------------------------------- */
 
-static inline float af_expm1f(float x)
+AF_INLINE float af_expm1f(float x)
 {
     /* Below -87 the result is -1 (to float precision) and 2^n stays normal. */
     float xc = x > 89.0f ? 89.0f : x;
@@ -193,7 +203,7 @@ static inline float af_expm1f(float x)
     return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
 }
 
-static inline double af_expm1(double x)
+AF_INLINE double af_expm1(double x)
 {
     double xc = x > 710.0 ? 710.0 : x;
     xc = xc < -700.0 ? -700.0 : xc;
@@ -210,7 +220,7 @@ static inline double af_expm1(double x)
 /* ---- log and log1p ---------------------------------------------------------------- */
 
 /* log(u) + c for a positive normal u, and a small correction c. */
-static inline float af__log_corrf(float u, float c, float kadj)
+AF_INLINE float af__log_corrf(float u, float c, float kadj)
 {
     uint32_t iy = af__fbits(u) - 0x3f3504f3u;          /* 0x3f3504f3 = sqrt(1/2) */
     float k = (float)((int32_t)iy >> 23) + kadj;
@@ -223,7 +233,7 @@ static inline float af__log_corrf(float u, float c, float kadj)
     float lo = AF_FMAF(s, hfsq + R, AF_FMAF(k, AF__LN2LOF, c));
     return AF_FMAF(k, AF__LN2HIF, (f - hfsq) + lo);
 }
-static inline double af__log_corr(double u, double c, double kadj)
+AF_INLINE double af__log_corr(double u, double c, double kadj)
 {
     uint64_t iy = af__dbits(u) - 0x3fe6a09e667f3bcdull;   /* sqrt(1/2) */
     /* The exponent field, as an integral double, by the shifter trick (no 64-bit
@@ -240,7 +250,7 @@ static inline double af__log_corr(double u, double c, double kadj)
     return AF_FMA(k, AF__LN2HI, (f - hfsq) + lo);
 }
 
-static inline float af_logf(float x)
+AF_INLINE float af_logf(float x)
 {
     int sub = x < 0x1p-126f;
     float xs = sub ? x * 0x1p23f : x;
@@ -249,7 +259,7 @@ static inline float af_logf(float x)
     return ok ? r : (x == 0.0f ? -AF__INFF : (x < 0.0f ? AF__NANF : x));
 }
 
-static inline double af_log(double x)
+AF_INLINE double af_log(double x)
 {
     int sub = x < 0x1p-1022;
     double xs = sub ? x * 0x1p54 : x;
@@ -258,7 +268,7 @@ static inline double af_log(double x)
     return ok ? r : (x == 0.0 ? -AF__INF : (x < 0.0 ? AF__NAN : x));
 }
 
-static inline float af_log1pf(float x)
+AF_INLINE float af_log1pf(float x)
 {
     float u = 1.0f + x;
     /* the rounding error of u, exactly: 1 + x = u + c */
@@ -269,7 +279,7 @@ static inline float af_log1pf(float x)
     return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
 }
 
-static inline double af_log1p(double x)
+AF_INLINE double af_log1p(double x)
 {
     double u = 1.0 + x;
     double c = x > 1.0 ? 1.0 - (u - x) : x - (u - 1.0);
@@ -281,7 +291,7 @@ static inline double af_log1p(double x)
 
 /* ---- tanh ------------------------------------------------------------------------------ */
 
-static inline float af_tanhf(float x)
+AF_INLINE float af_tanhf(float x)
 {
     float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
     float z = a * a;
@@ -295,7 +305,7 @@ static inline float af_tanhf(float x)
     return af__copysignf(a < 0.625f ? small : big, x);
 }
 
-static inline double af_tanh(double x)
+AF_INLINE double af_tanh(double x)
 {
     double a = af__dfrom(af__dbits(x) & 0x7fffffffffffffffull);
     double z = a * a;
@@ -318,7 +328,7 @@ static inline double af_tanh(double x)
  * scale = 1 (half = 0) or 1/2 (half = 1). lite selects the shorter polynomials (about
  * 1e-11 relative: enough for results rounded to float).
  */
-static inline double af__erfc_gen(double y, double hi, double lo, double half, int lite)
+AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, int lite)
 {
     /* -0.5 < y < 0.25: 1 - y P(y^2); no cancellation worse than a factor 1.4. */
     double P = lite ? af__poly_erf_lite(hi) : af__poly_erf(hi);
@@ -342,7 +352,7 @@ static inline double af__erfc_gen(double y, double hi, double lo, double half, i
 }
 
 /* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */
-static inline double af__sq_lo(double x, double hi)
+AF_INLINE double af__sq_lo(double x, double hi)
 {
 #if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
     return __builtin_fma(x, x, -hi);
@@ -354,27 +364,26 @@ static inline double af__sq_lo(double x, double hi)
 #endif
 }
 
-static inline double af__erfc_d(double x, int lite)
+AF_INLINE double af__erfc_d(double x, int lite)
 {
-    double xc = x > 40.0 ? 40.0 : (x < -40.0 ? -40.0 : x);   /* keeps x*x finite */
-    double hi = xc * xc;
-    return af__erfc_gen(xc, hi, af__sq_lo(xc, hi), 0.0, lite);
+    /* No clamp needed: where x*x overflows (lo is then NaN), af__erfc_gen uses neither. */
+    double hi = x * x;
+    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, lite);
 }
 
 /* Phi(x) = erfc(-x/sqrt2)/2 with the exponent -x^2/2 taken exactly from x. */
-static inline double af__ndtr_d(double x, int lite)
+AF_INLINE double af__ndtr_d(double x, int lite)
 {
-    double xc = x > 60.0 ? 60.0 : (x < -60.0 ? -60.0 : x);
-    double hi = xc * xc;
-    double lo = af__sq_lo(xc, hi);
-    return af__erfc_gen(xc * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, lite);
+    double hi = x * x;
+    double lo = af__sq_lo(x, hi);
+    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, lite);
 }
 
-static inline double af_erfc(double x) { return af__erfc_d(x, 0); }
-static inline float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
-static inline double af_ndtr(double x) { return af__ndtr_d(x, 0); }
-static inline float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1); }
+AF_INLINE double af_erfc(double x) { return af__erfc_d(x, 0); }
+AF_INLINE float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
+AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 0); }
+AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1); }
 /* For float activations computed in double: the double result, short polynomials. */
-static inline double af_ndtr_lite(double x) { return af__ndtr_d(x, 1); }
+AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1); }
 
 #endif /* ACTFAST_VMATH_H */

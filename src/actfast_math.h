@@ -42,6 +42,11 @@ static inline double af_erfc(double x) { return erfc(x); }
 static inline float af_ndtrf(float x) { return (float)(0.5 * erfc(-(double)x * 0.70710678118654752440)); }
 static inline double af_ndtr(double x) { return 0.5 * erfc(-x * 0.70710678118654752440); }
 static inline double af_ndtr_lite(double x) { return af_ndtr(x); }
+static inline double af_xndtr(double x) { return x * af_ndtr(x); }
+static inline double af_exp_lite(double x) { return exp(x); }
+static inline double af_expm1_lite(double x) { return expm1(x); }
+static inline double af_expmul(double x, double m) { return m * exp(x); }
+static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }
 #endif
 
 static inline float af_fabsf(float x) { return fabsf(x); }

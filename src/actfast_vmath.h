@@ -185,6 +185,29 @@ AF_INLINE double af_exp(double x)
     return af__ldexp2(1.0 + u, n);
 }
 
+/* Shorter polynomial (~1e-11 relative): for double computations rounded to float. */
+AF_INLINE double af_exp_lite(double x)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -746.0 ? -746.0 : xc;
+    double n;
+    double u = af__expm1_core_lite(xc, 0.0, &n);
+    return af__ldexp2(1.0 + u, n);
+}
+
+/* m * exp(x), the product formed before the final scaling by 2^n: one rounding where the
+ * result is subnormal (x * exp(x) for x near -740 would otherwise multiply the
+ * subnormal rounding error of exp(x) by |x|). m finite. */
+AF_INLINE double af_expmul(double x, double m)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -1200.0 ? -1200.0 : xc;
+    double n;
+    double u = af__expm1_core(xc, 0.0, &n);
+    double r = af__ldexp2((1.0 + u) * m, n);
+    return x < -1200.0 ? 0.0 * m : r;          /* the clamp alone fails for huge |m| */
+}
+
 /* ---- expm1 -------------------------------------------------------------------------- */
 
 AF_INLINE float af_expm1f(float x)
@@ -203,12 +226,12 @@ AF_INLINE float af_expm1f(float x)
     return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
 }
 
-AF_INLINE double af_expm1(double x)
+AF_INLINE double af__expm1_gen(double x, int lite)
 {
     double xc = x > 710.0 ? 710.0 : x;
     xc = xc < -700.0 ? -700.0 : xc;
     double n;
-    double u = af__expm1_core(xc, 0.0, &n);
+    double u = lite ? af__expm1_core_lite(xc, 0.0, &n) : af__expm1_core(xc, 0.0, &n);
     double big = n > 1023.0 ? 1.0 : 0.0;
     double s = af__pow2i(n - big);
     double r_big = (s * (1.0 + u)) * 2.0;
@@ -216,6 +239,8 @@ AF_INLINE double af_expm1(double x)
     r = big != 0.0 ? r_big : r;
     return (x > -0x1p-54 && x < 0x1p-54) ? x : r;
 }
+AF_INLINE double af_expm1(double x) { return af__expm1_gen(x, 0); }
+AF_INLINE double af_expm1_lite(double x) { return af__expm1_gen(x, 1); }
 
 /* ---- log and log1p ---------------------------------------------------------------- */
 
@@ -328,7 +353,7 @@ AF_INLINE double af_tanh(double x)
  * scale = 1 (half = 0) or 1/2 (half = 1). lite selects the shorter polynomials (about
  * 1e-11 relative: enough for results rounded to float).
  */
-AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, int lite)
+AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, double mul, int lite)
 {
     /* -0.5 < y < 0.25: 1 - y P(y^2); no cancellation worse than a factor 1.4. */
     double P = lite ? af__poly_erf_lite(hi) : af__poly_erf(hi);
@@ -344,11 +369,15 @@ AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, int l
     double lc = hi > 800.0 ? 0.0 : lo;
     double n;
     double u = lite ? af__expm1_core_lite(-hc, -lc, &n) : af__expm1_core(-hc, -lc, &n);
-    double eB = af__ldexp2((1.0 + u) * ex, n - half);    /* scale * erfc(|y|) */
+    /* mul * scale * erfc(|y|): mul enters before the last scaling, so that a result in
+     * the subnormal range is rounded once (gelu = x Phi(x) in the far tail). */
+    double eB = af__ldexp2(((1.0 + u) * ex) * mul, n - half);
+    double eBm = af__ldexp2((1.0 + u) * ex, n - half);
     double two = half != 0.0 ? 1.0 : 2.0;
-    double rB = y >= 0.0 ? eB : two - eB;
+    eB = hi > 800.0 ? 0.0 * mul : eB;             /* mul may be huge (gelu at -1e300) */
+    double rB = y >= 0.0 ? eB : mul * (two - eBm);
     double sc = half != 0.0 ? 0.5 : 1.0;
-    return ((y > -0.5) & (y < 0.25)) ? sc * rA : rB;
+    return ((y > -0.5) & (y < 0.25)) ? (sc * rA) * mul : rB;
 }
 
 /* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */
@@ -368,22 +397,25 @@ AF_INLINE double af__erfc_d(double x, int lite)
 {
     /* No clamp needed: where x*x overflows (lo is then NaN), af__erfc_gen uses neither. */
     double hi = x * x;
-    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, lite);
+    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, 1.0, lite);
 }
 
 /* Phi(x) = erfc(-x/sqrt2)/2 with the exponent -x^2/2 taken exactly from x. */
-AF_INLINE double af__ndtr_d(double x, int lite)
+AF_INLINE double af__ndtr_d(double x, double mul, int lite)
 {
     double hi = x * x;
     double lo = af__sq_lo(x, hi);
-    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, lite);
+    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, mul, lite);
 }
 
 AF_INLINE double af_erfc(double x) { return af__erfc_d(x, 0); }
 AF_INLINE float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
-AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 0); }
-AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1); }
+AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 1.0, 0); }
+AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1.0, 1); }
 /* For float activations computed in double: the double result, short polynomials. */
-AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1); }
+AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1.0, 1); }
+/* x * Phi(x) (gelu without its inf rule), the product formed before the final scaling. */
+AF_INLINE double af_xndtr(double x) { return af__ndtr_d(x, x, 0); }
+AF_INLINE double af_xndtr_lite(double x) { return af__ndtr_d(x, x, 1); }
 
 #endif /* ACTFAST_VMATH_H */

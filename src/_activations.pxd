@@ -56,6 +56,7 @@ cdef extern from "actfast_math.h" nogil:
     double af_exp_lite(double x)
     double af_expm1_lite(double x)
     double af_expmul(double x, double m)
+    double af_fma(double a, double b, double c)
 
 from cython cimport floating
 from libc.math cimport INFINITY
@@ -242,10 +243,10 @@ cdef inline double d_xsigmoid(double x, double m, bint lite) noexcept nogil:
     return (m if x >= 0 else af_expmul(x, m)) / (1.0 + e)
 
 cdef inline double d_sigmoid_slope(double x, bint lite) noexcept nogil:
-    """sigmoid(x) * (1 - sigmoid(x)) = e / (1 + e)^2, e = exp(-|x|)."""
+    """sigmoid(x) * (1 - sigmoid(x)) = e / (1 + e)^2, e = exp(-|x|); (1 + e)^2 as one
+    fused e (e + 2) + 1 (fewer roundings than e * r * r: 3.7 -> 1.x ulp in double)."""
     cdef double e = d_exp(-af_fabs(x), lite)
-    cdef double r = 1.0 / (1.0 + e)
-    return e * r * r
+    return e / af_fma(e, e + 2.0, 1.0)
 
 # ---------------------------------------------------------------------------------------
 # Exponential family
@@ -400,6 +401,7 @@ cdef inline double mish_d(double x, bint lite) noexcept nogil:
     cdef double n = d_exp(xc, lite)
     cdef double p = n * (n + 2.0)
     cdef double v = af_expmul(xc, x) * ((n + 2.0) / (p + 2.0))
+    v = x if x > 20 else v        # t = 1 there; x * exp(20) could overflow
     return 0.0 if x == -INFINITY else v
 
 cdef inline floating mish(floating x) noexcept nogil:
@@ -442,8 +444,7 @@ cdef inline floating tanh(floating x) noexcept nogil:
 cdef inline double tanh_grad_d(double x, bint lite) noexcept nogil:
     # 1 - tanh(x)^2 = 4e / (1 + e)^2 with e = exp(-2|x|): no cancellation near |x| large.
     cdef double e = d_exp(-2.0 * af_fabs(x), lite)
-    cdef double r = 1.0 / (1.0 + e)
-    return 4.0 * e * r * r
+    return (4.0 * e) / af_fma(e, e + 2.0, 1.0)
 
 cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
     if floating is float:

@@ -49,6 +49,13 @@ static inline double af_expmul(double x, double m) { return m * exp(x); }
 static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }
 #endif
 
+/* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+static inline double af_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+static inline double af_fma(double a, double b, double c) { return a * b + c; }
+#endif
+
 static inline float af_fabsf(float x) { return fabsf(x); }
 static inline double af_fabs(double x) { return fabs(x); }
 

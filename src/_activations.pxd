@@ -56,6 +56,7 @@ cdef extern from "actfast_math.h" nogil:
     double af_exp_lite(double x)
     double af_expm1_lite(double x)
     double af_expmul(double x, double m)
+    double af_tanh_lite(double x)
     double af_fma(double a, double b, double c)
 
 from cython cimport floating
@@ -240,6 +241,8 @@ cdef inline double d_sigmoid(double x, bint lite) noexcept nogil:
 cdef inline double d_xsigmoid(double x, double m, bint lite) noexcept nogil:
     """m * sigmoid(x); for x < 0 the product m * exp(x) is rounded once (subnormal tails)."""
     cdef double e = d_exp(-af_fabs(x), lite)
+    if lite:    # float results: no subnormal double can show, one exp is enough
+        return (m if x >= 0 else m * e) / (1.0 + e)
     return (m if x >= 0 else af_expmul(x, m)) / (1.0 + e)
 
 cdef inline double d_sigmoid_slope(double x, bint lite) noexcept nogil:
@@ -400,7 +403,7 @@ cdef inline double mish_d(double x, bint lite) noexcept nogil:
     cdef double xc = 20.0 if x > 20 else x
     cdef double n = d_exp(xc, lite)
     cdef double p = n * (n + 2.0)
-    cdef double v = af_expmul(xc, x) * ((n + 2.0) / (p + 2.0))
+    cdef double v = (x * n if lite else af_expmul(xc, x)) * ((n + 2.0) / (p + 2.0))
     v = x if x > 20 else v        # t = 1 there; x * exp(20) could overflow
     return 0.0 if x == -INFINITY else v
 
@@ -437,7 +440,7 @@ cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
 
 cdef inline floating tanh(floating x) noexcept nogil:
     if floating is float:
-        return <float>af_tanh(x)
+        return <float>af_tanh_lite(x)
     else:
         return af_tanh(x)
 

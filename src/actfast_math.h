@@ -44,6 +44,7 @@ static inline double af_ndtr(double x) { return 0.5 * erfc(-x * 0.70710678118654
 static inline double af_ndtr_lite(double x) { return af_ndtr(x); }
 static inline double af_xndtr(double x) { return x * af_ndtr(x); }
 static inline double af_exp_lite(double x) { return exp(x); }
+static inline double af_tanh_lite(double x) { return tanh(x); }
 static inline double af_expm1_lite(double x) { return expm1(x); }
 static inline double af_expmul(double x, double m) { return m * exp(x); }
 static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }

@@ -185,14 +185,17 @@ AF_INLINE double af_exp(double x)
     return af__ldexp2(1.0 + u, n);
 }
 
-/* Shorter polynomial (~1e-11 relative): for double computations rounded to float. */
+/* For double computations whose result is rounded to float: shorter polynomial (~1e-11
+ * relative), one-factor scaling, and the argument clamped to [-708, 709], so that
+ * exp_lite(-inf) is ~1e-308 rather than 0 (0 after rounding to float) and exp_lite(inf)
+ * is finite: callers only use it where that cannot show in a float result. */
 AF_INLINE double af_exp_lite(double x)
 {
-    double xc = x > 710.0 ? 710.0 : x;
-    xc = xc < -746.0 ? -746.0 : xc;
+    double xc = x > 709.0 ? 709.0 : x;
+    xc = xc < -708.0 ? -708.0 : xc;
     double n;
     double u = af__expm1_core_lite(xc, 0.0, &n);
-    return af__ldexp2(1.0 + u, n);
+    return (1.0 + u) * af__pow2i(n);
 }
 
 /* m * exp(x), the product formed before the final scaling by 2^n: one rounding where the
@@ -330,18 +333,21 @@ AF_INLINE float af_tanhf(float x)
     return af__copysignf(a < 0.625f ? small : big, x);
 }
 
-AF_INLINE double af_tanh(double x)
+AF_INLINE double af__tanh_gen(double x, int lite)
 {
     double a = af__dfrom(af__dbits(x) & 0x7fffffffffffffffull);
     double z = a * a;
-    double small = AF_FMA(a * z, af__poly_tanh(z), a);
+    double small = AF_FMA(a * z, lite ? af__poly_tanh_lite(z) : af__poly_tanh(z), a);
     double a2 = a > 22.0 ? 44.0 : 2.0 * a;
     double n;
-    double u = af__expm1_core(a2, 0.0, &n);
+    double u = lite ? af__expm1_core_lite(a2, 0.0, &n) : af__expm1_core(a2, 0.0, &n);
     double e = (1.0 + u) * af__pow2i(n);
     double big = 1.0 - 2.0 / (e + 1.0);
     return af__copysign(a < 0.625 ? small : big, x);
 }
+AF_INLINE double af_tanh(double x) { return af__tanh_gen(x, 0); }
+/* ~1e-10 relative: for double computations rounded to float. */
+AF_INLINE double af_tanh_lite(double x) { return af__tanh_gen(x, 1); }
 
 /* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
 

@@ -57,6 +57,18 @@ cdef extern from "actfast_math.h" nogil:
     double af_expm1_lite(double x)
     double af_expmul(double x, double m)
     double af_tanh_lite(double x)
+    double af_ndtr_xpdf(double x)
+    double af_expmul2(double x, double xl, double m)
+    double af_gelu_tanh_u2(double x, double *lo)
+
+cdef extern from "actfast_vmath_poly.h" nogil:
+    # Taylor expansions of the derivatives about their negative roots (double-double root).
+    double af__root_gelu_grad(double t)
+    double af__root_silu_grad(double t)
+    double af__root_mish_grad(double t)
+    double af__root_gelu_tanh_grad(double t)
+    double AF_ROOT_GELU_GRAD_HI, AF_ROOT_GELU_GRAD_LO, AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
+    double AF_ROOT_MISH_GRAD_HI, AF_ROOT_MISH_GRAD_LO, AF_ROOT_GELU_TANH_GRAD_HI, AF_ROOT_GELU_TANH_GRAD_LO
     double af_fma(double a, double b, double c)
 
 from cython cimport floating
@@ -368,6 +380,9 @@ cdef inline double silu_grad_d(double x) noexcept nogil:
     cdef double pos = (1.0 + e + x * e) * r * r
     cdef double neg = af_expmul(x, (1.0 + e + x) * r) * r
     cdef double d = pos if x >= 0 else neg
+    # Near the root the closed form cancels: Taylor series in t = x - root there.
+    cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
+    d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
@@ -426,6 +441,8 @@ cdef inline double mish_grad_d(double x) noexcept nogil:
     # Past the clamp, 1 - t^2 (~4 exp(-2x)) is below the resolution of t: drop the term.
     cdef double G = (n + 2.0) * q + (x * one_minus_t2 / (1.0 + n) if x < 20 else 0.0)
     cdef double d = af_expmul(xc, G)
+    cdef double r = (x - AF_ROOT_MISH_GRAD_HI) - AF_ROOT_MISH_GRAD_LO
+    d = af__root_mish_grad(r) if af_fabs(r) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
@@ -468,9 +485,12 @@ cdef inline floating gelu(floating x) noexcept nogil:
         return <double>0 if x == -INFINITY else af_xndtr(x)
 
 cdef inline double gelu_grad_d(double x) noexcept nogil:
-    # Phi(x) + x phi(x); x phi(x) is computed from exp(-x^2/2) without rounding x^2.
-    # The sum cancels near its root x = -0.7518 (computed in double for float input).
-    cdef double d = af_ndtr(x) + x * (0.39894228040143267794 * af_gauss(x))
+    # Phi(x) + x phi(x), from one exp(-x^2/2) taken from the exact x^2, the sum formed
+    # before the final scaling (subnormal tail). The sum cancels near its root x = -0.7518:
+    # a fitted series in x - root is used there (float input: all in double).
+    cdef double d = af_ndtr_xpdf(x)
+    cdef double t = (x - AF_ROOT_GELU_GRAD_HI) - AF_ROOT_GELU_GRAD_LO
+    d = af__root_gelu_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating gelu_grad(floating x, floating dy) noexcept nogil:
@@ -483,8 +503,15 @@ cdef inline double gelu_tanh_d(double x, bint lite) noexcept nogil:
     # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); the
     # x^3 term is capped where sigmoid is already 0 or 1 (and x^3 would overflow).
     cdef double xc = x if af_fabs(x) < 1e4 else (1e4 if x > 0 else -1e4)
-    cdef double u2 = (2.0 * 0.79788456080286535588) * (xc + 0.044715 * xc * xc * xc)
-    return 0.0 if x == -INFINITY else d_xsigmoid(u2, x, lite)
+    cdef double u2, u2lo, e, v
+    if lite:
+        u2 = (2.0 * 0.79788456080286535588) * (xc + 0.044715 * xc * xc * xc)
+        return 0.0 if x == -INFINITY else d_xsigmoid(u2, x, lite)
+    # double: u2 in double-double, and x exp(u2) rounded once, for the tail.
+    u2 = af_gelu_tanh_u2(xc, &u2lo)
+    e = af_exp(-af_fabs(u2))
+    v = (x if u2 >= 0 else af_expmul2(u2, u2lo, x)) / (1.0 + e)
+    return 0.0 if x == -INFINITY else v
 
 cdef inline floating gelu_tanh(floating x) noexcept nogil:
     if floating is float:
@@ -496,10 +523,20 @@ cdef inline double gelu_tanh_grad_d(double x) noexcept nogil:
     # s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2), s = sigmoid(2u). Beyond
     # |x| = 1e4 the second term is below any double's resolution and x^3 could
     # overflow, so the limit is used. Cancels near the root x = -0.7522.
-    cdef double xx = x * x
-    cdef double u2 = (2.0 * 0.79788456080286535588) * x * (1.0 + 0.044715 * xx)
-    cdef double s = d_sigmoid(u2, False)
-    cdef double d = s + x * d_sigmoid_slope(u2, False) * ((2.0 * 0.79788456080286535588) * (1.0 + (3.0 * 0.044715) * xx))
+    # For u2 < 0 both terms carry the factor exp(u2), applied last from the double-double
+    # u2 (the tail x << 0, where u2 ~ -600 and its rounding would cost ~300 ulp).
+    cdef double xc = 0.0 if af_fabs(x) > 1e4 else x        # NaN passes
+    cdef double xx = xc * xc
+    cdef double u2lo
+    cdef double u2 = af_gelu_tanh_u2(xc, &u2lo)
+    cdef double e = af_exp(-af_fabs(u2))
+    cdef double r = 1.0 / (1.0 + e)
+    cdef double k = xc * ((2.0 * 0.79788456080286535588) * (1.0 + (3.0 * 0.044715) * xx))
+    cdef double pos = r + k * (e * r * r)
+    cdef double neg = af_expmul2(u2, u2lo, r + k * (r * r))
+    cdef double d = pos if u2 >= 0 else neg
+    cdef double t = (x - AF_ROOT_GELU_TANH_GRAD_HI) - AF_ROOT_GELU_TANH_GRAD_LO
+    d = af__root_gelu_tanh_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if af_fabs(x) > 10000 else d
 
 cdef inline floating gelu_tanh_grad(floating x, floating dy) noexcept nogil:

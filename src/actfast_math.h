@@ -44,6 +44,13 @@ static inline double af_ndtr(double x) { return 0.5 * erfc(-x * 0.70710678118654
 static inline double af_ndtr_lite(double x) { return af_ndtr(x); }
 static inline double af_xndtr(double x) { return x * af_ndtr(x); }
 static inline double af_exp_lite(double x) { return exp(x); }
+static inline double af_expmul2(double x, double xl, double m) { return m * exp(x + xl); }
+static inline double af_gelu_tanh_u2(double x, double *lo)
+{
+    *lo = 0.0;
+    return 1.5957691216057308 * (x + 0.044715 * x * x * x);
+}
+static inline double af_ndtr_xpdf(double x) { return af_ndtr(x) + x * (0.39894228040143267794 * exp(-0.5 * x * x)); }
 static inline double af_tanh_lite(double x) { return tanh(x); }
 static inline double af_expm1_lite(double x) { return expm1(x); }
 static inline double af_expmul(double x, double m) { return m * exp(x); }

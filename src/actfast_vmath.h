@@ -198,18 +198,20 @@ AF_INLINE double af_exp_lite(double x)
     return (1.0 + u) * af__pow2i(n);
 }
 
-/* m * exp(x), the product formed before the final scaling by 2^n: one rounding where the
+/* m * exp(x + xl), the product formed before the final scaling by 2^n: one rounding where the
  * result is subnormal (x * exp(x) for x near -740 would otherwise multiply the
  * subnormal rounding error of exp(x) by |x|). m finite. */
-AF_INLINE double af_expmul(double x, double m)
+AF_INLINE double af_expmul2(double x, double xl, double m)
 {
     double xc = x > 710.0 ? 710.0 : x;
     xc = xc < -1200.0 ? -1200.0 : xc;
     double n;
-    double u = af__expm1_core(xc, 0.0, &n);
+    double u = af__expm1_core(xc, xl, &n);
     double r = af__ldexp2((1.0 + u) * m, n);
     return x < -1200.0 ? 0.0 * m : r;          /* the clamp alone fails for huge |m| */
 }
+/* m * exp(x + xl) for a double-double argument (|xl| <= ulp(x)). */
+AF_INLINE double af_expmul(double x, double m) { return af_expmul2(x, 0.0, m); }
 
 /* ---- expm1 -------------------------------------------------------------------------- */
 
@@ -359,7 +361,7 @@ AF_INLINE double af_tanh_lite(double x) { return af__tanh_gen(x, 1); }
  * scale = 1 (half = 0) or 1/2 (half = 1). lite selects the shorter polynomials (about
  * 1e-11 relative: enough for results rounded to float).
  */
-AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, double mul, int lite)
+AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, double mul, double addc, int lite)
 {
     /* -0.5 < y < 0.25: 1 - y P(y^2); no cancellation worse than a factor 1.4. */
     double P = lite ? af__poly_erf_lite(hi) : af__poly_erf(hi);
@@ -367,23 +369,32 @@ AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, doubl
     /* |y| >= 0.25: exp(-y^2) erfcx(|y|). Beyond 27.5 erfc underflows to 0 in double. */
     double a = af__dfrom(af__dbits(y) & 0x7fffffffffffffffull);
     double ac = a > 27.5 ? 27.5 : a;
-    double d = 1.0 / (AF__ERFCX_L + ac);
+    double sL = AF__ERFCX_L + ac;
+    double d = 1.0 / sL;
     double Z = (AF__ERFCX_L - ac) * d;
     double p = lite ? af__poly_erfcx_lite(Z) : af__poly_erfcx(Z);
     double ex = d * AF_FMA(2.0 * d, p, AF__RSQRTPI);
+    /* d carries the roundings of L + a and of 1/(L + a) into the result linearly; take
+     * them out: 1/(L + a) = d (1 + eps), eps = (1 - d sL) - d (L + a - sL). */
+    double sLerr = ac > AF__ERFCX_L ? (ac - sL) + AF__ERFCX_L : (AF__ERFCX_L - sL) + ac;
+    double eps = AF_FMA(-d, sL, 1.0) - d * sLerr;
+    ex = AF_FMA(ex, eps, ex);
     double hc = hi > 800.0 ? 800.0 : hi;         /* exp(-800) is 0; NaN passes */
     double lc = hi > 800.0 ? 0.0 : lo;
     double n;
     double u = lite ? af__expm1_core_lite(-hc, -lc, &n) : af__expm1_core(-hc, -lc, &n);
     /* mul * scale * erfc(|y|): mul enters before the last scaling, so that a result in
      * the subnormal range is rounded once (gelu = x Phi(x) in the far tail). */
-    double eB = af__ldexp2(((1.0 + u) * ex) * mul, n - half);
-    double eBm = af__ldexp2((1.0 + u) * ex, n - half);
+    double eu = AF_FMA(ex, u, ex);                      /* (1 + u) ex, one rounding */
+    /* + addc * exp(-y^2), also summed before the scaling (gelu' = Phi + x phi). */
     double two = half != 0.0 ? 1.0 : 2.0;
+    double eB = af__ldexp2(AF_FMA(eu, mul, addc * (1.0 + u) * (3.0 - two)), n - half);
+    double eBm = af__ldexp2(eu, n - half);
+    double g = addc * af__ldexp2(1.0 + u, n);             /* addc exp(-y^2) */
     eB = hi > 800.0 ? 0.0 * mul : eB;             /* mul may be huge (gelu at -1e300) */
-    double rB = y >= 0.0 ? eB : mul * (two - eBm);
+    double rB = y >= 0.0 ? eB : mul * (two - eBm) + g;
     double sc = half != 0.0 ? 0.5 : 1.0;
-    return ((y > -0.5) & (y < 0.25)) ? (sc * rA) * mul : rB;
+    return ((y > -0.5) & (y < 0.25)) ? (sc * rA) * mul + g : rB;
 }
 
 /* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */
@@ -403,25 +414,60 @@ AF_INLINE double af__erfc_d(double x, int lite)
 {
     /* No clamp needed: where x*x overflows (lo is then NaN), af__erfc_gen uses neither. */
     double hi = x * x;
-    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, 1.0, lite);
+    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, 1.0, 0.0, lite);
 }
 
 /* Phi(x) = erfc(-x/sqrt2)/2 with the exponent -x^2/2 taken exactly from x. */
-AF_INLINE double af__ndtr_d(double x, double mul, int lite)
+AF_INLINE double af__ndtr_d(double x, double mul, double addc, int lite)
 {
     double hi = x * x;
     double lo = af__sq_lo(x, hi);
-    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, mul, lite);
+    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, mul, addc, lite);
 }
 
 AF_INLINE double af_erfc(double x) { return af__erfc_d(x, 0); }
 AF_INLINE float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
-AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 1.0, 0); }
-AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1.0, 1); }
+AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 1.0, 0.0, 0); }
+AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1.0, 0.0, 1); }
 /* For float activations computed in double: the double result, short polynomials. */
-AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1.0, 1); }
+AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1.0, 0.0, 1); }
 /* x * Phi(x) (gelu without its inf rule), the product formed before the final scaling. */
-AF_INLINE double af_xndtr(double x) { return af__ndtr_d(x, x, 0); }
-AF_INLINE double af_xndtr_lite(double x) { return af__ndtr_d(x, x, 1); }
+AF_INLINE double af_xndtr(double x) { return af__ndtr_d(x, x, 0.0, 0); }
+AF_INLINE double af_xndtr_lite(double x) { return af__ndtr_d(x, x, 0.0, 1); }
+/* Phi(x) + x phi(x) (gelu'), the sum formed before the final scaling (subnormal tail). */
+AF_INLINE double af_ndtr_xpdf(double x) { return af__ndtr_d(x, 1.0, 0.39894228040143267794 * x, 0); }
+
+/* The rounding error of a*b (exact with FMA; Dekker's product without). */
+AF_INLINE double af__prod_lo(double a, double b, double p)
+{
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fma(a, b, -p);
+#else
+    const double c = 134217729.0;
+    double ta = c * a, tb = c * b;
+    double ah = ta - (ta - a), al = a - ah, bh = tb - (tb - b), bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
+
+/*
+ * u2 = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + *lo (double-double), for gelu_tanh in
+ * double: in the tail x * sigmoid(u2) ~ x exp(u2) with |u2| ~ 600 at x = -20, and
+ * rounding u2 to double alone would cost ~300 ulp. |x| <= 1e4.
+ */
+AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
+{
+    const double ah = 0.044715, al = 2.1960211427085595e-18;
+    const double ch = 1.5957691216057308, cl = -9.96930880911092e-17;
+    double x2h = x * x, x2l = af__sq_lo(x, x2h);
+    double x3h = x2h * x, x3l = af__prod_lo(x2h, x, x3h) + x2l * x;
+    double ph = ah * x3h, pl = af__prod_lo(ah, x3h, ph) + (ah * x3l + al * x3h);
+    double sh = x + ph, bb = sh - x;
+    double sl = ((x - (sh - bb)) + (ph - bb)) + pl;
+    double uh = ch * sh, ul = af__prod_lo(ch, sh, uh) + (ch * sl + cl * sh);
+    double h = uh + ul;
+    *lo = ul - (h - uh);
+    return h;
+}
 
 #endif /* ACTFAST_VMATH_H */

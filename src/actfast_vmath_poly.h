@@ -5,6 +5,27 @@
 #ifndef ACTFAST_VMATH_POLY_H
 #define ACTFAST_VMATH_POLY_H
 
+/* Also included on its own (the root series, by _activations.pxd in an ACTFAST_USE_LIBM
+ * build), so the macros are defined here when actfast_vmath.h has not done it. */
+#ifndef AF_INLINE
+#if defined(__GNUC__)
+#define AF_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define AF_INLINE static __forceinline
+#else
+#define AF_INLINE static inline
+#endif
+#endif
+#ifndef AF_FMA
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define AF_FMAF(a, b, c) ((a) * (b) + (c))
+#define AF_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#endif
+
 /* degree 5 on [-0.35003933, 0.35003933]; approximation error 1.49e-9 */
 AF_INLINE float af__poly_expf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, 1.98919813e-4f, 1.39345419e-3f), 8.33331002e-3f), 4.16664568e-2f), 1.66666667e-1f), 5.00000001e-1f); }
 

@@ -153,6 +153,27 @@ print("""/*
  */
 #ifndef ACTFAST_VMATH_POLY_H
 #define ACTFAST_VMATH_POLY_H
+
+/* Also included on its own (the root series, by _activations.pxd in an ACTFAST_USE_LIBM
+ * build), so the macros are defined here when actfast_vmath.h has not done it. */
+#ifndef AF_INLINE
+#if defined(__GNUC__)
+#define AF_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define AF_INLINE static __forceinline
+#else
+#define AF_INLINE static inline
+#endif
+#endif
+#ifndef AF_FMA
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define AF_FMAF(a, b, c) ((a) * (b) + (c))
+#define AF_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#endif
 """)
 print("\n".join(OUT))
 print("#endif /* ACTFAST_VMATH_POLY_H */")

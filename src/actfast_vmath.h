@@ -228,7 +228,7 @@ AF_INLINE float af_expm1f(float x)
     float r = AF_FMAF(s, u, s - 1.0f);
     r = big != 0.0f ? r_big : r;
     /* expm1(x) rounds to x below 2^-25; this also keeps -0. */
-    return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
+    return af__ffrom(af__fbits(x) & 0x7fffffffu) < 0x1p-25f ? x : r;
 }
 
 AF_INLINE double af__expm1_gen(double x, int lite)
@@ -242,7 +242,7 @@ AF_INLINE double af__expm1_gen(double x, int lite)
     double r_big = (s * (1.0 + u)) * 2.0;
     double r = AF_FMA(s, u, s - 1.0);
     r = big != 0.0 ? r_big : r;
-    return (x > -0x1p-54 && x < 0x1p-54) ? x : r;
+    return af__dfrom(af__dbits(x) & 0x7fffffffffffffffull) < 0x1p-54 ? x : r;
 }
 AF_INLINE double af_expm1(double x) { return af__expm1_gen(x, 0); }
 AF_INLINE double af_expm1_lite(double x) { return af__expm1_gen(x, 1); }
@@ -285,8 +285,9 @@ AF_INLINE float af_logf(float x)
     int sub = x < 0x1p-126f;
     float xs = sub ? x * 0x1p23f : x;
     float r = af__log_corrf(xs, 0.0f, sub ? -23.0f : 0.0f);
-    int ok = (x > 0.0f) & (x < AF__INFF);
-    return ok ? r : (x == 0.0f ? -AF__INFF : (x < 0.0f ? AF__NANF : x));
+    /* single-comparison selects: combined masks do not vectorise on SSE2 */
+    r = x < AF__INFF ? r : x;                           /* inf, and NaN */
+    return x > 0.0f ? r : (x == 0.0f ? -AF__INFF : (x < 0.0f ? AF__NANF : x));
 }
 
 AF_INLINE double af_log(double x)
@@ -294,8 +295,8 @@ AF_INLINE double af_log(double x)
     int sub = x < 0x1p-1022;
     double xs = sub ? x * 0x1p54 : x;
     double r = af__log_corr(xs, 0.0, sub ? -54.0 : 0.0);
-    int ok = (x > 0.0) & (x < AF__INF);
-    return ok ? r : (x == 0.0 ? -AF__INF : (x < 0.0 ? AF__NAN : x));
+    r = x < AF__INF ? r : x;
+    return x > 0.0 ? r : (x == 0.0 ? -AF__INF : (x < 0.0 ? AF__NAN : x));
 }
 
 AF_INLINE float af_log1pf(float x)
@@ -304,9 +305,9 @@ AF_INLINE float af_log1pf(float x)
     /* the rounding error of u, exactly: 1 + x = u + c */
     float c = x > 1.0f ? 1.0f - (u - x) : x - (u - 1.0f);
     float r = af__log_corrf(u, c / u, 0.0f);
-    int ok = (x > -1.0f) & (x < AF__INFF);
-    r = ok ? r : (x == -1.0f ? -AF__INFF : (x < -1.0f ? AF__NANF : x));
-    return (x > -0x1p-25f && x < 0x1p-25f) ? x : r;
+    r = x < AF__INFF ? r : x;
+    r = x > -1.0f ? r : (x == -1.0f ? -AF__INFF : (x < -1.0f ? AF__NANF : x));
+    return af__ffrom(af__fbits(x) & 0x7fffffffu) < 0x1p-25f ? x : r;
 }
 
 AF_INLINE double af_log1p(double x)
@@ -314,9 +315,9 @@ AF_INLINE double af_log1p(double x)
     double u = 1.0 + x;
     double c = x > 1.0 ? 1.0 - (u - x) : x - (u - 1.0);
     double r = af__log_corr(u, c / u, 0.0);
-    int ok = (x > -1.0) & (x < AF__INF);
-    r = ok ? r : (x == -1.0 ? -AF__INF : (x < -1.0 ? AF__NAN : x));
-    return (x > -0x1p-54 && x < 0x1p-54) ? x : r;
+    r = x < AF__INF ? r : x;
+    r = x > -1.0 ? r : (x == -1.0 ? -AF__INF : (x < -1.0 ? AF__NAN : x));
+    return af__dfrom(af__dbits(x) & 0x7fffffffffffffffull) < 0x1p-54 ? x : r;
 }
 
 /* ---- tanh ------------------------------------------------------------------------------ */
@@ -394,7 +395,8 @@ AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, doubl
     eB = hi > 800.0 ? 0.0 * mul : eB;             /* mul may be huge (gelu at -1e300) */
     double rB = y >= 0.0 ? eB : mul * (two - eBm) + g;
     double sc = half != 0.0 ? 0.5 : 1.0;
-    return ((y > -0.5) & (y < 0.25)) ? (sc * rA) * mul + g : rB;
+    /* -0.5 < y < 0.25 as one comparison (combined masks do not vectorise on SSE2) */
+    return af__dfrom(af__dbits(y + 0.125) & 0x7fffffffffffffffull) < 0.375 ? (sc * rA) * mul + g : rB;
 }
 
 /* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */

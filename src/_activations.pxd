@@ -418,7 +418,7 @@ cdef inline double mish_d(double x, bint lite) noexcept nogil:
     cdef double xc = 20.0 if x > 20 else x
     cdef double n = d_exp(xc, lite)
     cdef double p = n * (n + 2.0)
-    cdef double v = (x * n if lite else af_expmul(xc, x)) * ((n + 2.0) / (p + 2.0))
+    cdef double v = (x * n if lite else af_expmul(xc, x)) * ((n + 2.0) / af_fma(n, n + 2.0, 2.0))
     v = x if x > 20 else v        # t = 1 there; x * exp(20) could overflow
     return 0.0 if x == -INFINITY else v
 
@@ -435,7 +435,7 @@ cdef inline double mish_grad_d(double x) noexcept nogil:
     cdef double xc = 20.0 if x > 20 else x
     cdef double n = af_exp(xc)
     cdef double p = n * (n + 2.0)
-    cdef double q = 1.0 / (p + 2.0)
+    cdef double q = 1.0 / af_fma(n, n + 2.0, 2.0)       # 1 / (p + 2), one rounding less
     cdef double t = p * q
     cdef double one_minus_t2 = (2.0 * q) * (1.0 + t)
     # Past the clamp, 1 - t^2 (~4 exp(-2x)) is below the resolution of t: drop the term.

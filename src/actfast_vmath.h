@@ -389,7 +389,8 @@ AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, doubl
     double eu = AF_FMA(ex, u, ex);                      /* (1 + u) ex, one rounding */
     /* + addc * exp(-y^2), also summed before the scaling (gelu' = Phi + x phi). */
     double two = half != 0.0 ? 1.0 : 2.0;
-    double eB = af__ldexp2(AF_FMA(eu, mul, addc * (1.0 + u) * (3.0 - two)), n - half);
+    /* the common factor 1 + u (and its error) applied once, after the sum */
+    double eB = af__ldexp2(addc != 0.0 ? AF_FMA(ex, mul, addc * (3.0 - two)) * (1.0 + u) : eu * mul, n - half);
     double eBm = af__ldexp2(eu, n - half);
     double g = addc * af__ldexp2(1.0 + u, n);             /* addc exp(-y^2) */
     eB = hi > 800.0 ? 0.0 * mul : eB;             /* mul may be huge (gelu at -1e300) */

@@ -376,9 +376,9 @@ cdef inline double silu_grad_d(double x) noexcept nogil:
     # x >= 0, 1 for x < 0, times exp(x) for x < 0 (rounded once, see af_expmul).
     # Cancels near the root x = -1.2785; computed in double for float input too.
     cdef double e = af_exp(-af_fabs(x))
-    cdef double r = 1.0 / (1.0 + e)
-    cdef double pos = (1.0 + e + x * e) * r * r
-    cdef double neg = af_expmul(x, (1.0 + e + x) * r) * r
+    cdef double den = af_fma(e, e + 2.0, 1.0)          # (1 + e)^2, one rounding
+    cdef double pos = af_fma(x, e, 1.0 + e) / den
+    cdef double neg = af_expmul(x, ((1.0 + x) + e) / den)
     cdef double d = pos if x >= 0 else neg
     # Near the root the closed form cancels: Taylor series in t = x - root there.
     cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO

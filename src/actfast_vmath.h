@@ -74,10 +74,10 @@ AF_INLINE float af__ffrom(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 AF_INLINE uint64_t af__dbits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
 AF_INLINE double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
 
-#define AF__INFF (__builtin_inff())
-#define AF__INF (__builtin_inf())
-#define AF__NANF (__builtin_nanf(""))
-#define AF__NAN (__builtin_nan(""))
+#define AF__INFF ((float)INFINITY)
+#define AF__INF ((double)INFINITY)
+#define AF__NANF ((float)NAN)
+#define AF__NAN ((double)NAN)
 
 /* copysign through bits (fabs/copysign are single and/or ops; written out so that no
  * libm call can appear). */

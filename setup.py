@@ -161,6 +161,22 @@ class BuildExt(build_ext):
         print("actfast: the compiler has no usable OpenMP; building serial kernels")
         return [], []
 
+    def inline_flags(self) -> list[str]:
+        """gcc: let the per-element functions inline into the ufunc loops.
+
+        Each activation is a chain of small Cython ``inline`` functions around the
+        branch-free math of actfast_vmath.h. With gcc's default limits
+        (max-inline-insns-single, and the module-wide inline-unit-growth cap, which the
+        72 kernels of one module exceed) some of them stay calls, and a call in a loop
+        stops vectorisation (gcc reports "function is not vectorizable"). Compilers
+        that reject --param (clang) get nothing here; they have their own inliner.
+        """
+        flags = ["--param", "max-inline-insns-single=1000", "--param", "inline-unit-growth=400",
+                 "--param", "large-function-growth=400"]
+        if _probe(self.compiler, "int main(void) { return 0; }\n", flags + ["-Werror"], []):
+            return flags
+        return []
+
     def build_extensions(self) -> None:
         ctype = self.compiler.compiler_type
         family = "msvc" if ctype == "msvc" else "unix"
@@ -175,10 +191,16 @@ class BuildExt(build_ext):
             # -g0: Python's own CFLAGS carry -g, which makes each module 4x larger.
             base = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-fno-semantic-interposition"]
             base += ["-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unused-variable"]
+            base += self.inline_flags()
         extra = os.environ.get("ACTFAST_CFLAGS", "").split()
         variants = isa_variants()
         for ext in self.extensions:
-            isa = getattr(ext, "actfast_isa", None)
+            # cythonize() returns new Extension objects without our actfast_isa
+            # attribute, so the variant is recovered from the module name
+            # (actfast.NAME_<isa>); without this every variant was compiled for the
+            # x86-64 baseline (SSE2) and even the avx512 one used 16-byte vectors.
+            isa = getattr(ext, "actfast_isa", None) or ext.name.rsplit("_", 1)[-1]
+            isa = isa if isa in variants else None
             isa_flags = variants[isa][family] if isa else []
             ext.extra_compile_args = base + omp_c + isa_flags + extra
             ext.extra_link_args = list(omp_l)

@@ -48,6 +48,28 @@ cdef extern from "actfast_math.h" nogil:
     double af_fabs(double x)
     float af_gaussf(float x)
     double af_gauss(double x)
+    float af_ndtrf(float x)
+    double af_ndtr(double x)
+    double af_ndtr_lite(double x)
+    double af_xndtr(double x)
+    double af_xndtr_lite(double x)
+    double af_exp_lite(double x)
+    double af_expm1_lite(double x)
+    double af_expmul(double x, double m)
+    double af_tanh_lite(double x)
+    double af_ndtr_xpdf(double x)
+    double af_expmul2(double x, double xl, double m)
+    double af_gelu_tanh_u2(double x, double *lo)
+
+cdef extern from "actfast_vmath_poly.h" nogil:
+    # Taylor expansions of the derivatives about their negative roots (double-double root).
+    double af__root_gelu_grad(double t)
+    double af__root_silu_grad(double t)
+    double af__root_mish_grad(double t)
+    double af__root_gelu_tanh_grad(double t)
+    double AF_ROOT_GELU_GRAD_HI, AF_ROOT_GELU_GRAD_LO, AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
+    double AF_ROOT_MISH_GRAD_HI, AF_ROOT_MISH_GRAD_LO, AF_ROOT_GELU_TANH_GRAD_HI, AF_ROOT_GELU_TANH_GRAD_LO
+    double af_fma(double a, double b, double c)
 
 from cython cimport floating
 from libc.math cimport INFINITY
@@ -110,9 +132,9 @@ cdef inline bint f_isinf(floating x) noexcept nogil:
 
 cdef inline floating f_sigmoid(floating x) noexcept nogil:
     """1 / (1 + exp(-x)) from e = exp(-|x|) <= 1: no overflow, accurate tails."""
+    # One division with a selected numerator: e * (1 / (1 + e)) would round twice more.
     cdef floating e = f_exp(-f_abs(x))
-    cdef floating r = <floating>1 / (<floating>1 + e)
-    return r if x >= 0 else e * r
+    return (<floating>1 if x >= 0 else e) / (<floating>1 + e)
 
 cdef inline floating f_sigmoid_slope(floating x) noexcept nogil:
     """sigmoid(x) * (1 - sigmoid(x)) = e / (1 + e)^2, e = exp(-|x|)."""
@@ -150,153 +172,375 @@ cdef inline floating hard_tanh_grad(floating x, floating dy, floating min_val, f
     return (dy if (x > min_val and x < max_val) else <floating>0) if x == x else x
 
 cdef inline floating hard_sigmoid(floating x) noexcept nogil:
-    # relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid.
-    return hard_tanh(x + <floating>3, <floating>0, <floating>6) * <floating>(1.0 / 6.0)
+    # relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid; float input in double (x + 3
+    # is then exact and the division rounds once).
+    if floating is float:
+        return <float>(hard_tanh[double](<double>x + 3.0, 0.0, 6.0) / 6.0)
+    else:
+        return hard_tanh(x + 3.0, 0.0, 6.0) / 6.0
 
 cdef inline floating hard_sigmoid_grad(floating x, floating dy) noexcept nogil:
     return (dy * <floating>(1.0 / 6.0) if (x > -3 and x < 3) else <floating>0) if x == x else x
 
 cdef inline floating hard_swish(floating x) noexcept nogil:
     # x * relu6(x + 3) / 6; the select keeps -inf from giving -inf * 0.
-    # (relu6(x + 3) / 6) first, so that x * 1 cannot overflow near the float's maximum.
-    return <floating>0 if x <= -3 else x * (hard_tanh(x + <floating>3, <floating>0, <floating>6) * <floating>(1.0 / 6.0))
+    # (relu6(x + 3) / 6) first: x * 6 would overflow for |x| > FLT_MAX / 6.
+    # float input in double: x * (x + 3) is exact there, so the result rounds once.
+    # (x * relu6(x + 3) / 6 in float would overflow for |x| > FLT_MAX / 6.)
+    cdef double xd
+    if floating is float:
+        xd = x
+        return <float>0 if x <= -3 else <float>(xd * hard_tanh[double](xd + 3.0, 0.0, 6.0) / 6.0)
+    else:
+        return <double>0 if x <= -3 else x * (hard_tanh(x + 3.0, 0.0, 6.0) / 6.0)
 
 cdef inline floating hard_swish_grad(floating x, floating dy) noexcept nogil:
     # PyTorch's kinks: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
     if x != x:
         return x
-    return <floating>0 if x < -3 else (dy * (x * <floating>(1.0 / 3.0) + <floating>0.5) if x <= 3 else dy)
+    # (x + 1.5) / 3 rather than x/3 + 1/2, which cancels near x = -1.5 (65536 ulp in float).
+    if floating is float:
+        return <float>0 if x < -3 else (<float>(dy * ((<double>x + 1.5) / 3.0)) if x <= 3 else dy)
+    else:
+        return <double>0 if x < -3 else (dy * ((x + 1.5) / 3.0) if x <= 3 else dy)
 
 cdef inline floating softsign(floating x) noexcept nogil:
-    cdef floating r = x / (<floating>1 + f_abs(x))
-    return (<floating>1 if x > 0 else <floating>-1) if f_isinf(x) else r
+    cdef floating r
+    cdef double rd
+    if floating is float:
+        rd = <double>x / (1.0 + af_fabs(x))       # float input: one rounding
+        return (<float>1 if x > 0 else <float>-1) if f_isinf(x) else <float>rd
+    else:
+        r = x / (1.0 + f_abs(x))
+        return (<double>1 if x > 0 else <double>-1) if f_isinf(x) else r
 
 cdef inline floating softsign_grad(floating x, floating dy) noexcept nogil:
-    # (dy r) r with r = 1 / (1 + |x|): (1 + |x|)^2 would overflow for |x| > 1.8e19 (float).
-    cdef floating r = <floating>1 / (<floating>1 + f_abs(x))
-    return (dy * r) * r
+    # float: in double (one rounding, and (1 + |x|)^2 cannot overflow); double: two
+    # divisions, so that the square does not overflow for |x| > 1e154.
+    cdef double dd
+    cdef floating d
+    if floating is float:
+        dd = 1.0 + f_abs(x)
+        return <float>(dy / (dd * dd))
+    else:
+        d = <floating>1 + f_abs(x)
+        return (dy / d) / d
+
+# ---------------------------------------------------------------------------------------
+# The transcendental activations are written once, in double (the _d functions below,
+# which take a compile-time flag `lite`); float input is converted to double, computed
+# there and rounded once. That keeps every float32 result within about 0.5 ulp, with no
+# accumulation of the roundings of a float composition (e * r in float sigmoid costs
+# 2.6 ulp) and no loss in subnormal float results. `lite` selects shorter exp
+# polynomials (~1e-11 relative), plenty for a float result; the gradients that cancel
+# near a root (silu', mish', gelu', gelu_tanh') use the full double functions.
+# ---------------------------------------------------------------------------------------
+
+cdef inline double d_exp(double x, bint lite) noexcept nogil:
+    return af_exp_lite(x) if lite else af_exp(x)
+
+cdef inline double d_expm1(double x, bint lite) noexcept nogil:
+    return af_expm1_lite(x) if lite else af_expm1(x)
+
+cdef inline bint d_isinf(double x) noexcept nogil:
+    return af_fabs(x) == INFINITY
+
+cdef inline double d_sigmoid(double x, bint lite) noexcept nogil:
+    # One division with a selected numerator.
+    cdef double e = d_exp(-af_fabs(x), lite)
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+
+cdef inline double d_xsigmoid(double x, double m, bint lite) noexcept nogil:
+    """m * sigmoid(x); for x < 0 the product m * exp(x) is rounded once (subnormal tails)."""
+    cdef double e = d_exp(-af_fabs(x), lite)
+    if lite:    # float results: no subnormal double can show, one exp is enough
+        return (m if x >= 0 else m * e) / (1.0 + e)
+    return (m if x >= 0 else af_expmul(x, m)) / (1.0 + e)
+
+cdef inline double d_sigmoid_slope(double x, bint lite) noexcept nogil:
+    """sigmoid(x) * (1 - sigmoid(x)) = e / (1 + e)^2, e = exp(-|x|); (1 + e)^2 as one
+    fused e (e + 2) + 1 (fewer roundings than e * r * r: 3.7 -> 1.x ulp in double)."""
+    cdef double e = d_exp(-af_fabs(x), lite)
+    return e / af_fma(e, e + 2.0, 1.0)
 
 # ---------------------------------------------------------------------------------------
 # Exponential family
 # ---------------------------------------------------------------------------------------
 
+cdef inline double elu_d(double x, double alpha, bint lite) noexcept nogil:
+    cdef double v = alpha * d_expm1(x, lite)
+    return x if x > 0 else v
+
 cdef inline floating elu(floating x, floating alpha) noexcept nogil:
-    return x if x > 0 else alpha * f_expm1(x)
+    if floating is float:
+        return <float>elu_d(x, alpha, True)
+    else:
+        return elu_d(x, alpha, False)
+
+cdef inline double elu_grad_d(double x, double dy, double alpha, bint lite) noexcept nogil:
+    # PyTorch takes the x <= 0 side at the kink: elu'(0) = alpha.
+    cdef double v = dy * (alpha * d_exp(x, lite))
+    return dy if x > 0 else v
 
 cdef inline floating elu_grad(floating x, floating dy, floating alpha) noexcept nogil:
-    # PyTorch takes the x <= 0 side at the kink: elu'(0) = alpha.
-    return dy if x > 0 else dy * alpha * f_exp(x)
+    if floating is float:
+        return <float>elu_grad_d(x, dy, alpha, True)
+    else:
+        return elu_grad_d(x, dy, alpha, False)
 
 cdef inline floating selu(floating x) noexcept nogil:
-    cdef floating scale = <floating>1.0507009873554804934193349852946
-    cdef floating scale_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
-    return scale * x if x > 0 else scale_alpha * f_expm1(x)
+    cdef double scale = 1.0507009873554804934193349852946
+    cdef double scale_alpha = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+    cdef double v
+    if floating is float:
+        v = scale_alpha * af_expm1_lite(x)
+        return <float>(scale * x if x > 0 else v)
+    else:
+        v = scale_alpha * af_expm1(x)
+        return scale * x if x > 0 else v
 
 cdef inline floating selu_grad(floating x, floating dy) noexcept nogil:
-    cdef floating scale = <floating>1.0507009873554804934193349852946
-    cdef floating scale_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
-    return dy * scale if x > 0 else dy * scale_alpha * f_exp(x)
+    cdef double scale = 1.0507009873554804934193349852946
+    cdef double scale_alpha = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+    cdef double v
+    if floating is float:
+        v = dy * (scale_alpha * af_exp_lite(x))
+        return <float>(dy * scale if x > 0 else v)
+    else:
+        v = dy * (scale_alpha * af_exp(x))
+        return dy * scale if x > 0 else v
 
 cdef inline floating celu(floating x, floating alpha) noexcept nogil:
-    return x if x > 0 else alpha * f_expm1(x / alpha)
+    cdef double v
+    if floating is float:
+        v = alpha * af_expm1_lite(<double>x / alpha)
+        return x if x > 0 else <float>v
+    else:
+        v = alpha * af_expm1(x / alpha)
+        return x if x > 0 else v
 
 cdef inline floating celu_grad(floating x, floating dy, floating alpha) noexcept nogil:
-    return dy if x > 0 else dy * f_exp(x / alpha)
+    cdef double v
+    if floating is float:
+        v = dy * af_exp_lite(<double>x / alpha)
+        return dy if x > 0 else <float>v
+    else:
+        v = dy * af_exp(x / alpha)
+        return dy if x > 0 else v
 
 # ---------------------------------------------------------------------------------------
 # Sigmoid family
 # ---------------------------------------------------------------------------------------
 
 cdef inline floating sigmoid(floating x) noexcept nogil:
-    return f_sigmoid(x)
+    if floating is float:
+        return <float>d_sigmoid(x, True)
+    else:
+        return d_sigmoid(x, False)
 
 cdef inline floating sigmoid_grad(floating x, floating dy) noexcept nogil:
-    return dy * f_sigmoid_slope(x)
+    if floating is float:
+        return <float>(dy * d_sigmoid_slope(x, True))
+    else:
+        return dy * d_sigmoid_slope(x, False)
+
+cdef inline double log_sigmoid_d(double x, bint lite) noexcept nogil:
+    # -softplus(-x) = min(x, 0) - log1p(exp(-|x|))
+    return (x if x < 0 else 0.0) - af_log1p(d_exp(-af_fabs(x), lite))
 
 cdef inline floating log_sigmoid(floating x) noexcept nogil:
-    # -softplus(-x) = min(x, 0) - log1p(exp(-|x|))
-    return (x if x < 0 else <floating>0) - f_log1p(f_exp(-f_abs(x)))
+    if floating is float:
+        return <float>log_sigmoid_d(x, True)
+    else:
+        return log_sigmoid_d(x, False)
 
 cdef inline floating log_sigmoid_grad(floating x, floating dy) noexcept nogil:
     # d/dx log(sigmoid(x)) = sigmoid(-x)
-    return dy * f_sigmoid(-x)
+    if floating is float:
+        return <float>(dy * d_sigmoid(-<double>x, True))
+    else:
+        return dy * d_sigmoid(-x, False)
+
+cdef inline double silu_d(double x, bint lite) noexcept nogil:
+    # x * sigmoid(x); at -inf the limit 0 instead of -inf * 0.
+    return 0.0 if x == -INFINITY else d_xsigmoid(x, x, lite)
 
 cdef inline floating silu(floating x) noexcept nogil:
-    # x * sigmoid(x); at -inf the limit 0 instead of -inf * 0.
-    return <floating>0 if x == -INFINITY else x * f_sigmoid(x)
+    if floating is float:
+        return <float>silu_d(x, True)
+    else:
+        return silu_d(x, False)
+
+cdef inline double silu_grad_d(double x) noexcept nogil:
+    # s (1 + x (1 - s)) = (1 + e + x e') / (1 + e)^2 with e = exp(-|x|) and e' = e for
+    # x >= 0, 1 for x < 0, times exp(x) for x < 0 (rounded once, see af_expmul).
+    # Cancels near the root x = -1.2785; computed in double for float input too.
+    cdef double e = af_exp(-af_fabs(x))
+    cdef double den = af_fma(e, e + 2.0, 1.0)          # (1 + e)^2, one rounding
+    cdef double pos = af_fma(x, e, 1.0 + e) / den
+    cdef double neg = af_expmul(x, ((1.0 + x) + e) / den)
+    cdef double d = pos if x >= 0 else neg
+    # Near the root the closed form cancels: Taylor series in t = x - root there.
+    cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
+    d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
+    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
-    # s (1 + x (1 - s)) with 1 - s = sigmoid(-x); the limits are 0 at -inf, 1 at +inf.
-    cdef floating s = f_sigmoid(x)
-    cdef floating d = s * (<floating>1 + x * f_sigmoid(-x))
-    return dy * ((<floating>1 if x > 0 else <floating>0) if f_isinf(x) else d)
+    if floating is float:
+        return <float>(dy * silu_grad_d(x))
+    else:
+        return dy * silu_grad_d(x)
 
-cdef inline floating softplus(floating x, floating beta, floating threshold) noexcept nogil:
+cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
     # PyTorch: x where beta*x > threshold, else log1p(exp(beta*x)) / beta, written as
     # max(bx, 0) + log1p(exp(-|bx|)) so that no threshold can make exp overflow.
-    cdef floating bx = beta * x
-    cdef floating sp = ((bx if bx > 0 else <floating>0) + f_log1p(f_exp(-f_abs(bx)))) / beta
+    cdef double bx = beta * x
+    cdef double sp = ((bx if bx > 0 else 0.0) + af_log1p(d_exp(-af_fabs(bx), lite))) / beta
     return x if bx > threshold else sp
 
+cdef inline floating softplus(floating x, floating beta, floating threshold) noexcept nogil:
+    if floating is float:
+        # PyTorch compares beta * x, rounded to float, with the threshold.
+        return x if beta * x > threshold else <float>softplus_d(x, beta, threshold, True)
+    else:
+        return softplus_d(x, beta, threshold, False)
+
 cdef inline floating softplus_grad(floating x, floating dy, floating beta, floating threshold) noexcept nogil:
-    cdef floating bx = beta * x
-    return dy if bx > threshold else dy * f_sigmoid(bx)
+    if floating is float:
+        return dy if beta * x > threshold else <float>(dy * d_sigmoid(<double>beta * x, True))
+    else:
+        return dy if beta * x > threshold else dy * d_sigmoid(beta * x, False)
+
+cdef inline double mish_d(double x, bint lite) noexcept nogil:
+    # x * tanh(softplus(x)); with n = exp(x), tanh(log1p(n)) = n(n+2) / (n(n+2) + 2),
+    # which has no cancellation. Above x = 20 the ratio is 1 in double. x * n is rounded
+    # once (af_expmul) for the subnormal tail.
+    cdef double xc = 20.0 if x > 20 else x
+    cdef double n = d_exp(xc, lite)
+    cdef double p = n * (n + 2.0)
+    cdef double v = (x * n if lite else af_expmul(xc, x)) * ((n + 2.0) / af_fma(n, n + 2.0, 2.0))
+    v = x if x > 20 else v        # t = 1 there; x * exp(20) could overflow
+    return 0.0 if x == -INFINITY else v
 
 cdef inline floating mish(floating x) noexcept nogil:
-    # x * tanh(softplus(x)); with n = exp(x), tanh(log1p(n)) = n(n+2) / (n(n+2) + 2),
-    # which has no cancellation. Above x = 20 the ratio is 1 in float and double.
-    cdef floating n = f_exp(<floating>20 if x > 20 else x)   # NaN passes
-    cdef floating p = n * (n + <floating>2)
-    cdef floating t = p / (p + <floating>2)
-    return <floating>0 if x == -INFINITY else x * t
+    if floating is float:
+        return <float>mish_d(x, True)
+    else:
+        return mish_d(x, False)
+
+cdef inline double mish_grad_d(double x) noexcept nogil:
+    # t + x sigmoid(x) (1 - t^2) = n G, G = (n+2)/(p+2) + x (1 - t^2) / (1 + n), with
+    # n = exp(x), p = n (n+2), 1 - t^2 = 2 q (1 + t), q = 1 / (p+2): the factor n is
+    # applied last (af_expmul) for the subnormal tail. Cancels near the root x = -1.1920.
+    cdef double xc = 20.0 if x > 20 else x
+    cdef double n = af_exp(xc)
+    cdef double p = n * (n + 2.0)
+    cdef double q = 1.0 / af_fma(n, n + 2.0, 2.0)       # 1 / (p + 2), one rounding less
+    cdef double t = p * q
+    cdef double one_minus_t2 = (2.0 * q) * (1.0 + t)
+    # Past the clamp, 1 - t^2 (~4 exp(-2x)) is below the resolution of t: drop the term.
+    cdef double G = (n + 2.0) * q + (x * one_minus_t2 / (1.0 + n) if x < 20 else 0.0)
+    cdef double d = af_expmul(xc, G)
+    cdef double r = (x - AF_ROOT_MISH_GRAD_HI) - AF_ROOT_MISH_GRAD_LO
+    d = af__root_mish_grad(r) if af_fabs(r) < 0.75 else d
+    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
-    # t + x sigmoid(x) (1 - t^2), with 1 - t = 2 / (p + 2) computed without cancellation.
-    cdef floating n = f_exp(<floating>20 if x > 20 else x)   # NaN passes
-    cdef floating p = n * (n + <floating>2)
-    cdef floating q = <floating>1 / (p + <floating>2)
-    cdef floating t = p * q
-    cdef floating one_minus_t2 = (<floating>2 * q) * (<floating>1 + t)
-    # Past the clamp, 1 - t^2 (~4 exp(-2x)) is below the resolution of t: drop the term.
-    cdef floating d = t + (<floating>0 if x > 20 else x * f_sigmoid(x) * one_minus_t2)
-    return dy * ((<floating>1 if x > 0 else <floating>0) if f_isinf(x) else d)
+    if floating is float:
+        return <float>(dy * mish_grad_d(x))
+    else:
+        return dy * mish_grad_d(x)
 
 # ---------------------------------------------------------------------------------------
 # tanh and gelu
 # ---------------------------------------------------------------------------------------
 
 cdef inline floating tanh(floating x) noexcept nogil:
-    return f_tanh(x)
+    if floating is float:
+        return <float>af_tanh_lite(x)
+    else:
+        return af_tanh(x)
+
+cdef inline double tanh_grad_d(double x, bint lite) noexcept nogil:
+    # 1 - tanh(x)^2 = 4e / (1 + e)^2 with e = exp(-2|x|): no cancellation near |x| large.
+    cdef double e = d_exp(-2.0 * af_fabs(x), lite)
+    return (4.0 * e) / af_fma(e, e + 2.0, 1.0)
 
 cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
-    # 1 - tanh(x)^2 = 4e / (1 + e)^2 with e = exp(-2|x|): no cancellation near |x| large.
-    cdef floating e = f_exp(<floating>-2 * f_abs(x))
-    cdef floating r = <floating>1 / (<floating>1 + e)
-    return dy * (<floating>4 * e * r * r)
+    if floating is float:
+        return <float>(dy * tanh_grad_d(x, True))
+    else:
+        return dy * tanh_grad_d(x, False)
 
 cdef inline floating gelu(floating x) noexcept nogil:
-    # x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2; the limit 0 at -inf.
-    cdef floating phi = <floating>0.5 * f_erfc(x * <floating>-0.70710678118654752440)
-    return <floating>0 if x == -INFINITY else x * phi
+    # x * Phi(x). Phi comes from af_ndtr, which takes x itself: erfc(-x / sqrt 2) would
+    # first round x / sqrt 2, and in the tail that rounding is multiplied by x^2 (~170
+    # ulp in float at x = -13). af_xndtr forms x * Phi(x) before the final scaling by
+    # 2^n, so that a subnormal result in the far tail is rounded once.
+    cdef double xd
+    if floating is float:
+        xd = x
+        return <float>0 if x == -INFINITY else <float>af_xndtr_lite(xd)
+    else:
+        return <double>0 if x == -INFINITY else af_xndtr(x)
+
+cdef inline double gelu_grad_d(double x) noexcept nogil:
+    # Phi(x) + x phi(x), from one exp(-x^2/2) taken from the exact x^2, the sum formed
+    # before the final scaling (subnormal tail). The sum cancels near its root x = -0.7518:
+    # a fitted series in x - root is used there (float input: all in double).
+    cdef double d = af_ndtr_xpdf(x)
+    cdef double t = (x - AF_ROOT_GELU_GRAD_HI) - AF_ROOT_GELU_GRAD_LO
+    d = af__root_gelu_grad(t) if af_fabs(t) < 0.75 else d
+    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
 
 cdef inline floating gelu_grad(floating x, floating dy) noexcept nogil:
-    # Phi(x) + x phi(x); x phi(x) is computed from exp(-x^2/2) without rounding x^2.
-    cdef floating cdf = <floating>0.5 * f_erfc(x * <floating>-0.70710678118654752440)
-    cdef floating pdf = <floating>0.39894228040143267794 * f_gauss(x)
-    cdef floating d = cdf + x * pdf
-    return dy * ((<floating>1 if x > 0 else <floating>0) if f_isinf(x) else d)
+    if floating is float:
+        return <float>((<double>dy) * gelu_grad_d(x))
+    else:
+        return dy * gelu_grad_d(x)
+
+cdef inline double gelu_tanh_d(double x, bint lite) noexcept nogil:
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); the
+    # x^3 term is capped where sigmoid is already 0 or 1 (and x^3 would overflow).
+    cdef double xc = x if af_fabs(x) < 1e4 else (1e4 if x > 0 else -1e4)
+    cdef double u2, u2lo, e, v
+    if lite:
+        u2 = (2.0 * 0.79788456080286535588) * (xc + 0.044715 * xc * xc * xc)
+        return 0.0 if x == -INFINITY else d_xsigmoid(u2, x, lite)
+    # double: u2 in double-double, and x exp(u2) rounded once, for the tail.
+    u2 = af_gelu_tanh_u2(xc, &u2lo)
+    e = af_exp(-af_fabs(u2))
+    v = (x if u2 >= 0 else af_expmul2(u2, u2lo, x)) / (1.0 + e)
+    return 0.0 if x == -INFINITY else v
 
 cdef inline floating gelu_tanh(floating x) noexcept nogil:
-    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
-    cdef floating u2 = <floating>(2.0 * 0.79788456080286535588) * (x + <floating>0.044715 * x * x * x)
-    return <floating>0 if x == -INFINITY else x * f_sigmoid(u2)
+    if floating is float:
+        return <float>gelu_tanh_d(x, True)
+    else:
+        return gelu_tanh_d(x, False)
+
+cdef inline double gelu_tanh_grad_d(double x) noexcept nogil:
+    # s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2), s = sigmoid(2u). Beyond
+    # |x| = 1e4 the second term is below any double's resolution and x^3 could
+    # overflow, so the limit is used. Cancels near the root x = -0.7522.
+    # For u2 < 0 both terms carry the factor exp(u2), applied last from the double-double
+    # u2 (the tail x << 0, where u2 ~ -600 and its rounding would cost ~300 ulp).
+    cdef double xc = 0.0 if af_fabs(x) > 1e4 else x        # NaN passes
+    cdef double xx = xc * xc
+    cdef double u2lo
+    cdef double u2 = af_gelu_tanh_u2(xc, &u2lo)
+    cdef double e = af_exp(-af_fabs(u2))
+    cdef double r = 1.0 / (1.0 + e)
+    cdef double k = xc * ((2.0 * 0.79788456080286535588) * (1.0 + (3.0 * 0.044715) * xx))
+    cdef double pos = r + k * (e * r * r)
+    cdef double neg = af_expmul2(u2, u2lo, r + k * (r * r))
+    cdef double d = pos if u2 >= 0 else neg
+    cdef double t = (x - AF_ROOT_GELU_TANH_GRAD_HI) - AF_ROOT_GELU_TANH_GRAD_LO
+    d = af__root_gelu_tanh_grad(t) if af_fabs(t) < 0.75 else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) > 10000 else d
 
 cdef inline floating gelu_tanh_grad(floating x, floating dy) noexcept nogil:
-    # s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2), s = sigmoid(2u). Beyond
-    # |x| = 1e4 the second term is below any float's resolution (s (1-s) underflows
-    # first) and x^3 could overflow, so the limit is used.
-    cdef floating xx = x * x
-    cdef floating u2 = <floating>(2.0 * 0.79788456080286535588) * x * (<floating>1 + <floating>0.044715 * xx)
-    cdef floating s = f_sigmoid(u2)
-    cdef floating d = s + x * f_sigmoid_slope(u2) * (<floating>(2.0 * 0.79788456080286535588) * (<floating>1 + <floating>(3.0 * 0.044715) * xx))
-    return dy * ((<floating>1 if x > 0 else <floating>0) if f_abs(x) > 10000 else d)
+    if floating is float:
+        return <float>(dy * gelu_tanh_grad_d(x))
+    else:
+        return dy * gelu_tanh_grad_d(x)

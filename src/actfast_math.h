@@ -15,6 +15,13 @@
 
 #include <math.h>
 
+/* Our own vectorisable implementations (actfast_vmath.h) are the default; build with
+ * -DACTFAST_USE_LIBM (e.g. ACTFAST_CFLAGS=-DACTFAST_USE_LIBM) to get the C library's
+ * scalar functions instead, for comparison or on a platform where they misbehave. */
+#if !defined(ACTFAST_USE_LIBM) && !defined(ACTFAST_USE_VMATH)
+#define ACTFAST_USE_VMATH 1
+#endif
+
 #if defined(ACTFAST_USE_VMATH)
 #include "actfast_vmath.h"
 #else
@@ -30,6 +37,31 @@ static inline float af_tanhf(float x) { return tanhf(x); }
 static inline double af_tanh(double x) { return tanh(x); }
 static inline float af_erfcf(float x) { return erfcf(x); }
 static inline double af_erfc(double x) { return erfc(x); }
+/* The normal CDF; libm has no such function, and erfc(-x/sqrt2) loses accuracy in the
+ * tail through the rounding of x/sqrt2 (the vmath version avoids that). */
+static inline float af_ndtrf(float x) { return (float)(0.5 * erfc(-(double)x * 0.70710678118654752440)); }
+static inline double af_ndtr(double x) { return 0.5 * erfc(-x * 0.70710678118654752440); }
+static inline double af_ndtr_lite(double x) { return af_ndtr(x); }
+static inline double af_xndtr(double x) { return x * af_ndtr(x); }
+static inline double af_exp_lite(double x) { return exp(x); }
+static inline double af_expmul2(double x, double xl, double m) { return m * exp(x + xl); }
+static inline double af_gelu_tanh_u2(double x, double *lo)
+{
+    *lo = 0.0;
+    return 1.5957691216057308 * (x + 0.044715 * x * x * x);
+}
+static inline double af_ndtr_xpdf(double x) { return af_ndtr(x) + x * (0.39894228040143267794 * exp(-0.5 * x * x)); }
+static inline double af_tanh_lite(double x) { return tanh(x); }
+static inline double af_expm1_lite(double x) { return expm1(x); }
+static inline double af_expmul(double x, double m) { return m * exp(x); }
+static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }
+#endif
+
+/* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+static inline double af_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+static inline double af_fma(double a, double b, double c) { return a * b + c; }
 #endif
 
 static inline float af_fabsf(float x) { return fabsf(x); }

@@ -1,0 +1,476 @@
+/*
+ * Branch-free, vectorisable elementary functions for actfast (float and double).
+ *
+ * Included by actfast_math.h unless ACTFAST_USE_LIBM is defined. Every function is a
+ * straight-line sequence of arithmetic, comparisons used as value selects (ternaries,
+ * which gcc if-converts into blends/masks), and integer operations on the bits of the
+ * exponent (through memcpy, which gcc turns into register moves). No loops, no tables,
+ * no calls: gcc vectorises the ufunc loops that call them, at any -march.
+ *
+ * Methods (classical, written for this file; polynomial coefficients are our own
+ * Chebyshev fits from tools/gen_vmath_coeffs.py, in actfast_vmath_poly.h):
+ *  - exp: x = n ln2 + r, |r| <= ln2/2, n = rint(x/ln2) by the 1.5*2^p "shifter" trick;
+ *    ln2 split in two (Cody-Waite) so that r is exact to working precision; exp(r) =
+ *    1 + r + r^2 q(r); the result is scaled by 2^n as two factors 2^n1 * 2^n2 built from
+ *    exponent bits, so that overflow gives inf and underflow rounds once, gradually,
+ *    into the subnormals.
+ *  - expm1: same reduction, 2^n * expm1(r) + (2^n - 1), with expm1(r) = r + r^2 q(r)
+ *    (no cancellation for small |x|: for n = 0 the result is the polynomial itself).
+ *  - log, log1p: x = 2^k m, m in [sqrt(1/2), sqrt(2)), f = m - 1 exact, s = f / (2 + f),
+ *    log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)) (the fdlibm arrangement); log1p adds
+ *    the rounding error of u = 1 + x as c/u.
+ *  - tanh: odd polynomial for |x| < 0.625, 1 - 2/(exp(2|x|) + 1) above, sign restored
+ *    with a bit operation.
+ *  - erfc (computed in double; the float version rounds the double result once):
+ *    erfc(y) = 1 - y P(y^2) for -0.5 < y < 0.25; otherwise erfc(|y|) = exp(-y^2) erfcx(|y|)
+ *    with erfcx from Weideman's rational map (erfcx(y) = d/sqrt(pi) + 2 d^2 p(Z),
+ *    d = 1/(L + y), Z = (L - y) d, L = 3), exp(-y^2) computed from the exact square
+ *    y^2 = hi + lo, and erfc(y) = 2 - erfc(-y) for y < 0. The normal CDF af_ndtr(x)
+ *    shares the code with y = -x/sqrt(2) and y^2 = x^2/2 taken exactly from x, so that
+ *    the rounding of x/sqrt(2) does not enter the exponent (for x = -30 it would cost
+ *    ~900 ulp).
+ *
+ * FMA: with hardware FMA (__FMA__, AArch64) AF_FMA is fma(), which gcc emits as one
+ * instruction; on the x86-64 baseline fma() is a slow library call, so it is a*b + c.
+ * The algorithms are correct either way (the Cody-Waite constants have enough
+ * trailing zeros for the products to be exact without FMA).
+ *
+ * Special values (tested by bench/accuracy.py and the edge list there): NaN
+ * propagates; exp(-inf) = 0, exp(inf) = inf; expm1(-inf) = -1; log(0) = -inf, log(x<0)
+ * = NaN, log(inf) = inf; log1p(-1) = -inf, log1p(x<-1) = NaN; tanh(+-inf) = +-1;
+ * erfc(-inf) = 2, erfc(inf) = 0; expm1, log1p, tanh keep the sign of zero.
+ */
+#ifndef ACTFAST_VMATH_H
+#define ACTFAST_VMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Forced inlining: in the large kernel module gcc's inliner otherwise gives up on some
+ * of these (unit-growth limits), and a call left in a loop stops its vectorisation. */
+#if defined(__GNUC__)
+#define AF_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define AF_INLINE static __forceinline
+#else
+#define AF_INLINE static inline
+#endif
+
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define AF_FMAF(a, b, c) ((a) * (b) + (c))
+#define AF_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+#include "actfast_vmath_poly.h"
+
+/* ---- bit access ---------------------------------------------------------------- */
+
+AF_INLINE uint32_t af__fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+AF_INLINE float af__ffrom(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+AF_INLINE uint64_t af__dbits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+AF_INLINE double af__dfrom(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+
+#define AF__INFF ((float)INFINITY)
+#define AF__INF ((double)INFINITY)
+#define AF__NANF ((float)NAN)
+#define AF__NAN ((double)NAN)
+
+/* copysign through bits (fabs/copysign are single and/or ops; written out so that no
+ * libm call can appear). */
+AF_INLINE float af__copysignf(float mag, float sgn)
+{
+    return af__ffrom((af__fbits(mag) & 0x7fffffffu) | (af__fbits(sgn) & 0x80000000u));
+}
+AF_INLINE double af__copysign(double mag, double sgn)
+{
+    return af__dfrom((af__dbits(mag) & 0x7fffffffffffffffull) | (af__dbits(sgn) & 0x8000000000000000ull));
+}
+
+/* ---- 2^n scaling ------------------------------------------------------------------ */
+
+/* 1.5 * 2^23: adding it rounds a float of magnitude < 2^22 to an integer, which then
+ * sits in the low mantissa bits. */
+#define AF__SHF 12582912.0f
+#define AF__SHD 6755399441055744.0 /* 1.5 * 2^52 */
+
+/* 2^n for an integral float n in [-126, 127]. */
+AF_INLINE float af__pow2if(float n)
+{
+    int32_t i = (int32_t)(af__fbits(n + AF__SHF) - af__fbits(AF__SHF));
+    return af__ffrom((uint32_t)(i + 127) << 23);
+}
+AF_INLINE double af__pow2i(double n)
+{
+    int64_t i = (int64_t)(af__dbits(n + AF__SHD) - af__dbits(AF__SHD));
+    return af__dfrom((uint64_t)(i + 1023) << 52);
+}
+
+/* p * 2^n for an integral n with |n| <= 250 (float) / 2040 (double): two exact-range
+ * factors, so that the only rounding is the last product (gradual underflow) and
+ * overflow gives inf. */
+AF_INLINE float af__ldexpf2(float p, float n)
+{
+    float n1 = (n * 0.5f + AF__SHF) - AF__SHF;   /* rint(n/2) */
+    float n2 = n - n1;
+    return (p * af__pow2if(n1)) * af__pow2if(n2);
+}
+AF_INLINE double af__ldexp2(double p, double n)
+{
+    double n1 = (n * 0.5 + AF__SHD) - AF__SHD;
+    double n2 = n - n1;
+    return (p * af__pow2i(n1)) * af__pow2i(n2);
+}
+
+/* ---- exp core -------------------------------------------------------------------- */
+
+/* ln2 = LN2HI + LN2LO with LN2HI having trailing zeros (n * LN2HI exact for |n| < 2^11
+ * in float, 2^20 in double). */
+#define AF__LOG2EF 1.44269504088896341f
+#define AF__LN2HIF 0.693145751953125f          /* 0x1.62e4p-1 */
+#define AF__LN2LOF 1.42860682030941723212e-6f
+#define AF__LOG2E 1.44269504088896338700
+#define AF__LN2HI 6.93147180369123816490e-01   /* 0x1.62e42feep-1 (32 bits) */
+#define AF__LN2LO 1.90821492927058770002e-10
+
+/* exp(x + xl) = (1 + u) * 2^n, |x| <= ~1400 (double) / ~170 (float), |xl| << 1;
+ * returns u = expm1(r) and n (as an integral float). */
+AF_INLINE float af__expm1f_core(float x, float xl, float *n_out)
+{
+    float n = AF_FMAF(x, AF__LOG2EF, AF__SHF) - AF__SHF;
+    float r = AF_FMAF(n, -AF__LN2HIF, x);
+    r = AF_FMAF(n, -AF__LN2LOF, r) + xl;
+    *n_out = n;
+    return AF_FMAF(r * r, af__poly_expf(r), r);
+}
+AF_INLINE double af__expm1_core(double x, double xl, double *n_out)
+{
+    double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
+    double r = AF_FMA(n, -AF__LN2HI, x);
+    r = AF_FMA(n, -AF__LN2LO, r) + xl;
+    *n_out = n;
+    return AF_FMA(r * r, af__poly_exp(r), r);
+}
+/* Lower-degree variant (~1e-11 relative) for double computations that end in float. */
+AF_INLINE double af__expm1_core_lite(double x, double xl, double *n_out)
+{
+    double n = AF_FMA(x, AF__LOG2E, AF__SHD) - AF__SHD;
+    double r = AF_FMA(n, -AF__LN2HI, x);
+    r = AF_FMA(n, -AF__LN2LO, r) + xl;
+    *n_out = n;
+    return AF_FMA(r * r, af__poly_exp_lite(r), r);
+}
+
+/* ---- exp ----------------------------------------------------------------------------- */
+
+AF_INLINE float af_expf(float x)
+{
+    /* exp(89) overflows and exp(-104) < 2^-150 rounds to 0; NaN passes the clamps. */
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -104.0f ? -104.0f : xc;
+    float n;
+    float u = af__expm1f_core(xc, 0.0f, &n);
+    return af__ldexpf2(1.0f + u, n);
+}
+
+AF_INLINE double af_exp(double x)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -746.0 ? -746.0 : xc;
+    double n;
+    double u = af__expm1_core(xc, 0.0, &n);
+    return af__ldexp2(1.0 + u, n);
+}
+
+/* For double computations whose result is rounded to float: shorter polynomial (~1e-11
+ * relative), one-factor scaling, and the argument clamped to [-708, 709], so that
+ * exp_lite(-inf) is ~1e-308 rather than 0 (0 after rounding to float) and exp_lite(inf)
+ * is finite: callers only use it where that cannot show in a float result. */
+AF_INLINE double af_exp_lite(double x)
+{
+    double xc = x > 709.0 ? 709.0 : x;
+    xc = xc < -708.0 ? -708.0 : xc;
+    double n;
+    double u = af__expm1_core_lite(xc, 0.0, &n);
+    return (1.0 + u) * af__pow2i(n);
+}
+
+/* m * exp(x + xl), the product formed before the final scaling by 2^n: one rounding where the
+ * result is subnormal (x * exp(x) for x near -740 would otherwise multiply the
+ * subnormal rounding error of exp(x) by |x|). m finite. */
+AF_INLINE double af_expmul2(double x, double xl, double m)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -1200.0 ? -1200.0 : xc;
+    double n;
+    double u = af__expm1_core(xc, xl, &n);
+    double r = af__ldexp2((1.0 + u) * m, n);
+    return x < -1200.0 ? 0.0 * m : r;          /* the clamp alone fails for huge |m| */
+}
+/* m * exp(x + xl) for a double-double argument (|xl| <= ulp(x)). */
+AF_INLINE double af_expmul(double x, double m) { return af_expmul2(x, 0.0, m); }
+
+/* ---- expm1 -------------------------------------------------------------------------- */
+
+AF_INLINE float af_expm1f(float x)
+{
+    /* Below -87 the result is -1 (to float precision) and 2^n stays normal. */
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -87.0f ? -87.0f : xc;
+    float n;
+    float u = af__expm1f_core(xc, 0.0f, &n);
+    float big = n > 127.0f ? 1.0f : 0.0f;        /* 2^128 itself is not a float */
+    float s = af__pow2if(n - big);
+    float r_big = (s * (1.0f + u)) * 2.0f;
+    float r = AF_FMAF(s, u, s - 1.0f);
+    r = big != 0.0f ? r_big : r;
+    /* expm1(x) rounds to x below 2^-25; this also keeps -0. */
+    return af__ffrom(af__fbits(x) & 0x7fffffffu) < 0x1p-25f ? x : r;
+}
+
+AF_INLINE double af__expm1_gen(double x, int lite)
+{
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -700.0 ? -700.0 : xc;
+    double n;
+    double u = lite ? af__expm1_core_lite(xc, 0.0, &n) : af__expm1_core(xc, 0.0, &n);
+    double big = n > 1023.0 ? 1.0 : 0.0;
+    double s = af__pow2i(n - big);
+    double r_big = (s * (1.0 + u)) * 2.0;
+    double r = AF_FMA(s, u, s - 1.0);
+    r = big != 0.0 ? r_big : r;
+    return af__dfrom(af__dbits(x) & 0x7fffffffffffffffull) < 0x1p-54 ? x : r;
+}
+AF_INLINE double af_expm1(double x) { return af__expm1_gen(x, 0); }
+AF_INLINE double af_expm1_lite(double x) { return af__expm1_gen(x, 1); }
+
+/* ---- log and log1p ---------------------------------------------------------------- */
+
+/* log(u) + c for a positive normal u, and a small correction c. */
+AF_INLINE float af__log_corrf(float u, float c, float kadj)
+{
+    uint32_t iy = af__fbits(u) - 0x3f3504f3u;          /* 0x3f3504f3 = sqrt(1/2) */
+    float k = (float)((int32_t)iy >> 23) + kadj;
+    float m = af__ffrom((iy & 0x007fffffu) + 0x3f3504f3u);   /* in [sqrt(1/2), sqrt(2)) */
+    float f = m - 1.0f;                                 /* exact */
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float hfsq = 0.5f * f * f;
+    float R = z * af__poly_logf(z);
+    float lo = AF_FMAF(s, hfsq + R, AF_FMAF(k, AF__LN2LOF, c));
+    return AF_FMAF(k, AF__LN2HIF, (f - hfsq) + lo);
+}
+AF_INLINE double af__log_corr(double u, double c, double kadj)
+{
+    uint64_t iy = af__dbits(u) - 0x3fe6a09e667f3bcdull;   /* sqrt(1/2) */
+    /* The exponent field, as an integral double, by the shifter trick (no 64-bit
+     * integer -> double conversion, which x86 has only with AVX-512DQ). */
+    uint64_t e = 0x4338000000000000ull + ((iy >> 52) ^ 0x800ull) - 0x800ull;  /* bits of 1.5*2^52 + k */
+    double k = (af__dfrom(e) - AF__SHD) + kadj;
+    double m = af__dfrom((iy & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull);
+    double f = m - 1.0;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double hfsq = 0.5 * f * f;
+    double R = z * af__poly_log(z);
+    double lo = AF_FMA(s, hfsq + R, AF_FMA(k, AF__LN2LO, c));
+    return AF_FMA(k, AF__LN2HI, (f - hfsq) + lo);
+}
+
+AF_INLINE float af_logf(float x)
+{
+    int sub = x < 0x1p-126f;
+    float xs = sub ? x * 0x1p23f : x;
+    float r = af__log_corrf(xs, 0.0f, sub ? -23.0f : 0.0f);
+    /* single-comparison selects: combined masks do not vectorise on SSE2 */
+    r = x < AF__INFF ? r : x;                           /* inf, and NaN */
+    return x > 0.0f ? r : (x == 0.0f ? -AF__INFF : (x < 0.0f ? AF__NANF : x));
+}
+
+AF_INLINE double af_log(double x)
+{
+    int sub = x < 0x1p-1022;
+    double xs = sub ? x * 0x1p54 : x;
+    double r = af__log_corr(xs, 0.0, sub ? -54.0 : 0.0);
+    r = x < AF__INF ? r : x;
+    return x > 0.0 ? r : (x == 0.0 ? -AF__INF : (x < 0.0 ? AF__NAN : x));
+}
+
+AF_INLINE float af_log1pf(float x)
+{
+    float u = 1.0f + x;
+    /* the rounding error of u, exactly: 1 + x = u + c */
+    float c = x > 1.0f ? 1.0f - (u - x) : x - (u - 1.0f);
+    float r = af__log_corrf(u, c / u, 0.0f);
+    r = x < AF__INFF ? r : x;
+    r = x > -1.0f ? r : (x == -1.0f ? -AF__INFF : (x < -1.0f ? AF__NANF : x));
+    return af__ffrom(af__fbits(x) & 0x7fffffffu) < 0x1p-25f ? x : r;
+}
+
+AF_INLINE double af_log1p(double x)
+{
+    double u = 1.0 + x;
+    double c = x > 1.0 ? 1.0 - (u - x) : x - (u - 1.0);
+    double r = af__log_corr(u, c / u, 0.0);
+    r = x < AF__INF ? r : x;
+    r = x > -1.0 ? r : (x == -1.0 ? -AF__INF : (x < -1.0 ? AF__NAN : x));
+    return af__dfrom(af__dbits(x) & 0x7fffffffffffffffull) < 0x1p-54 ? x : r;
+}
+
+/* ---- tanh ------------------------------------------------------------------------------ */
+
+AF_INLINE float af_tanhf(float x)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    float z = a * a;
+    float small = AF_FMAF(a * z, af__poly_tanhf(z), a);
+    /* tanh(22) is 1 in float; the clamp keeps exp finite (NaN passes). */
+    float a2 = a > 22.0f ? 44.0f : 2.0f * a;
+    float n;
+    float u = af__expm1f_core(a2, 0.0f, &n);
+    float e = (1.0f + u) * af__pow2if(n);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    return af__copysignf(a < 0.625f ? small : big, x);
+}
+
+AF_INLINE double af__tanh_gen(double x, int lite)
+{
+    double a = af__dfrom(af__dbits(x) & 0x7fffffffffffffffull);
+    double z = a * a;
+    double small = AF_FMA(a * z, lite ? af__poly_tanh_lite(z) : af__poly_tanh(z), a);
+    double a2 = a > 22.0 ? 44.0 : 2.0 * a;
+    double n;
+    double u = lite ? af__expm1_core_lite(a2, 0.0, &n) : af__expm1_core(a2, 0.0, &n);
+    double e = (1.0 + u) * af__pow2i(n);
+    double big = 1.0 - 2.0 / (e + 1.0);
+    return af__copysign(a < 0.625 ? small : big, x);
+}
+AF_INLINE double af_tanh(double x) { return af__tanh_gen(x, 0); }
+/* ~1e-10 relative: for double computations rounded to float. */
+AF_INLINE double af_tanh_lite(double x) { return af__tanh_gen(x, 1); }
+
+/* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
+
+#define AF__ERFCX_L 3.0
+#define AF__RSQRTPI 0.56418958354775628695   /* 1/sqrt(pi) */
+
+/*
+ * scale * erfc(y), given y and y^2 = hi + lo (lo the exact rounding error of hi), for
+ * scale = 1 (half = 0) or 1/2 (half = 1). lite selects the shorter polynomials (about
+ * 1e-11 relative: enough for results rounded to float).
+ */
+AF_INLINE double af__erfc_gen(double y, double hi, double lo, double half, double mul, double addc, int lite)
+{
+    /* -0.5 < y < 0.25: 1 - y P(y^2); no cancellation worse than a factor 1.4. */
+    double P = lite ? af__poly_erf_lite(hi) : af__poly_erf(hi);
+    double rA = AF_FMA(-y, P, 1.0);
+    /* |y| >= 0.25: exp(-y^2) erfcx(|y|). Beyond 27.5 erfc underflows to 0 in double. */
+    double a = af__dfrom(af__dbits(y) & 0x7fffffffffffffffull);
+    double ac = a > 27.5 ? 27.5 : a;
+    double sL = AF__ERFCX_L + ac;
+    double d = 1.0 / sL;
+    double Z = (AF__ERFCX_L - ac) * d;
+    double p = lite ? af__poly_erfcx_lite(Z) : af__poly_erfcx(Z);
+    double ex = d * AF_FMA(2.0 * d, p, AF__RSQRTPI);
+    /* d carries the roundings of L + a and of 1/(L + a) into the result linearly; take
+     * them out: 1/(L + a) = d (1 + eps), eps = (1 - d sL) - d (L + a - sL). */
+    double sLerr = ac > AF__ERFCX_L ? (ac - sL) + AF__ERFCX_L : (AF__ERFCX_L - sL) + ac;
+    double eps = AF_FMA(-d, sL, 1.0) - d * sLerr;
+    ex = AF_FMA(ex, eps, ex);
+    double hc = hi > 800.0 ? 800.0 : hi;         /* exp(-800) is 0; NaN passes */
+    double lc = hi > 800.0 ? 0.0 : lo;
+    double n;
+    double u = lite ? af__expm1_core_lite(-hc, -lc, &n) : af__expm1_core(-hc, -lc, &n);
+    /* mul * scale * erfc(|y|): mul enters before the last scaling, so that a result in
+     * the subnormal range is rounded once (gelu = x Phi(x) in the far tail). */
+    double eu = AF_FMA(ex, u, ex);                      /* (1 + u) ex, one rounding */
+    /* + addc * exp(-y^2), also summed before the scaling (gelu' = Phi + x phi). */
+    double two = half != 0.0 ? 1.0 : 2.0;
+    /* the common factor 1 + u (and its error) applied once, after the sum */
+    double eB = af__ldexp2(addc != 0.0 ? AF_FMA(ex, mul, addc * (3.0 - two)) * (1.0 + u) : eu * mul, n - half);
+    double eBm = af__ldexp2(eu, n - half);
+    double g = addc * af__ldexp2(1.0 + u, n);             /* addc exp(-y^2) */
+    eB = hi > 800.0 ? 0.0 * mul : eB;             /* mul may be huge (gelu at -1e300) */
+    double rB = y >= 0.0 ? eB : mul * (two - eBm) + g;
+    double sc = half != 0.0 ? 0.5 : 1.0;
+    /* -0.5 < y < 0.25 as one comparison (combined masks do not vectorise on SSE2) */
+    return af__dfrom(af__dbits(y + 0.125) & 0x7fffffffffffffffull) < 0.375 ? (sc * rA) * mul + g : rB;
+}
+
+/* Exact square: x*x = hi + lo (needs FMA or Dekker's split). */
+AF_INLINE double af__sq_lo(double x, double hi)
+{
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fma(x, x, -hi);
+#else
+    const double c = 134217729.0;               /* 2^27 + 1 */
+    double t = c * x;
+    double xh = t - (t - x), xl = x - xh;
+    return ((xh * xh - hi) + 2.0 * xh * xl) + xl * xl;
+#endif
+}
+
+AF_INLINE double af__erfc_d(double x, int lite)
+{
+    /* No clamp needed: where x*x overflows (lo is then NaN), af__erfc_gen uses neither. */
+    double hi = x * x;
+    return af__erfc_gen(x, hi, af__sq_lo(x, hi), 0.0, 1.0, 0.0, lite);
+}
+
+/* Phi(x) = erfc(-x/sqrt2)/2 with the exponent -x^2/2 taken exactly from x. */
+AF_INLINE double af__ndtr_d(double x, double mul, double addc, int lite)
+{
+    double hi = x * x;
+    double lo = af__sq_lo(x, hi);
+    return af__erfc_gen(x * -0.70710678118654752440, 0.5 * hi, 0.5 * lo, 1.0, mul, addc, lite);
+}
+
+AF_INLINE double af_erfc(double x) { return af__erfc_d(x, 0); }
+AF_INLINE float af_erfcf(float x) { return (float)af__erfc_d((double)x, 1); }
+AF_INLINE double af_ndtr(double x) { return af__ndtr_d(x, 1.0, 0.0, 0); }
+AF_INLINE float af_ndtrf(float x) { return (float)af__ndtr_d((double)x, 1.0, 0.0, 1); }
+/* For float activations computed in double: the double result, short polynomials. */
+AF_INLINE double af_ndtr_lite(double x) { return af__ndtr_d(x, 1.0, 0.0, 1); }
+/* x * Phi(x) (gelu without its inf rule), the product formed before the final scaling. */
+AF_INLINE double af_xndtr(double x) { return af__ndtr_d(x, x, 0.0, 0); }
+AF_INLINE double af_xndtr_lite(double x) { return af__ndtr_d(x, x, 0.0, 1); }
+/* Phi(x) + x phi(x) (gelu'), the sum formed before the final scaling (subnormal tail). */
+AF_INLINE double af_ndtr_xpdf(double x) { return af__ndtr_d(x, 1.0, 0.39894228040143267794 * x, 0); }
+
+/* The rounding error of a*b (exact with FMA; Dekker's product without). */
+AF_INLINE double af__prod_lo(double a, double b, double p)
+{
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return __builtin_fma(a, b, -p);
+#else
+    const double c = 134217729.0;
+    double ta = c * a, tb = c * b;
+    double ah = ta - (ta - a), al = a - ah, bh = tb - (tb - b), bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
+
+/*
+ * u2 = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + *lo (double-double), for gelu_tanh in
+ * double: in the tail x * sigmoid(u2) ~ x exp(u2) with |u2| ~ 600 at x = -20, and
+ * rounding u2 to double alone would cost ~300 ulp. |x| <= 1e4.
+ */
+AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
+{
+    const double ah = 0.044715, al = 2.1960211427085595e-18;
+    const double ch = 1.5957691216057308, cl = -9.96930880911092e-17;
+    double x2h = x * x, x2l = af__sq_lo(x, x2h);
+    double x3h = x2h * x, x3l = af__prod_lo(x2h, x, x3h) + x2l * x;
+    double ph = ah * x3h, pl = af__prod_lo(ah, x3h, ph) + (ah * x3l + al * x3h);
+    double sh = x + ph, bb = sh - x;
+    double sl = ((x - (sh - bb)) + (ph - bb)) + pl;
+    double uh = ch * sh, ul = af__prod_lo(ch, sh, uh) + (ch * sl + cl * sh);
+    double h = uh + ul;
+    *lo = ul - (h - uh);
+    return h;
+}
+
+#endif /* ACTFAST_VMATH_H */

@@ -189,7 +189,11 @@ class BuildExt(build_ext):
             # meaning (no -ffast-math). Floating-point exception flags raised by lanes that
             # are computed and then discarded are cleared by the loops themselves.
             # -g0: Python's own CFLAGS carry -g, which makes each module 4x larger.
-            base = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-fno-semantic-interposition"]
+            # -ffp-contract=off: the math uses explicit fma where it wants one; implicit
+            # contraction would depend on inlining, so the serial and the OpenMP copy of
+            # a loop (or two variants) could round differently.
+            base = ["-O3", "-g0", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+                    "-fno-semantic-interposition"]
             base += ["-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unused-variable"]
             base += self.inline_flags()
         extra = os.environ.get("ACTFAST_CFLAGS", "").split()

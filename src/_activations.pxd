@@ -46,8 +46,6 @@ cdef extern from "actfast_math.h" nogil:
     double af_erfc(double x)
     float af_fabsf(float x)
     double af_fabs(double x)
-    float af_gaussf(float x)
-    double af_gauss(double x)
     float af_ndtrf(float x)
     double af_ndtr(double x)
     double af_ndtr_lite(double x)
@@ -119,13 +117,6 @@ cdef inline floating f_abs(floating x) noexcept nogil:
         return af_fabsf(x)
     else:
         return af_fabs(x)
-
-cdef inline floating f_gauss(floating x) noexcept nogil:
-    """exp(-x*x/2), accurate for large |x|."""
-    if floating is float:
-        return af_gaussf(x)
-    else:
-        return af_gauss(x)
 
 cdef inline bint f_isinf(floating x) noexcept nogil:
     return f_abs(x) == <floating>INFINITY

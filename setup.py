@@ -208,6 +208,8 @@ class BuildExt(build_ext):
             isa_flags = variants[isa][family] if isa else []
             ext.extra_compile_args = base + omp_c + isa_flags + extra
             ext.extra_link_args = list(omp_l)
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1    # the variants compile independently
         super().build_extensions()
 
 

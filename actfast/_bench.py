@@ -890,6 +890,7 @@ def _emit(result: dict[str, Any], args: argparse.Namespace, stream) -> None:
     else:
         stream.write(format_text(result) + "\n")
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(_finite_or_none(result), f, indent=1, allow_nan=False)
         stream.write(f"wrote {args.json}\n")
@@ -1122,6 +1123,7 @@ def plot(result: dict[str, Any], path: str) -> None:
                  + (f"\n(busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""),
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

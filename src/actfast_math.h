@@ -14,6 +14,7 @@
 #define ACTFAST_MATH_H
 
 #include <math.h>
+#include <stddef.h>
 
 /* Our own vectorisable implementations (actfast_vmath.h) are the default; build with
  * -DACTFAST_USE_LIBM (e.g. ACTFAST_CFLAGS=-DACTFAST_USE_LIBM) to get the C library's
@@ -66,5 +67,34 @@ static inline double af_fma(double a, double b, double c) { return a * b + c; }
 
 static inline float af_fabsf(float x) { return fabsf(x); }
 static inline double af_fabs(double x) { return fabs(x); }
+
+/*
+ * Sums for softmax, in double with eight independent accumulators: a single running sum
+ * is a chain of dependent additions (4 cycles each), and without -ffast-math the
+ * compiler may not reassociate it; eight chains let it use vector adds. The order of
+ * the additions is fixed, so the result does not depend on the thread count.
+ */
+#define AF_DEFINE_SUMS(T, SUF)                                                          \
+static inline double af_sum_##SUF(const T *a, ptrdiff_t n)                              \
+{                                                                                       \
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                             \
+    ptrdiff_t i = 0, k;                                                                 \
+    for (; i + 8 <= n; i += 8)                                                          \
+        for (k = 0; k < 8; k++) s[k] += (double)a[i + k];                               \
+    for (; i < n; i++) s[0] += (double)a[i];                                            \
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));           \
+}                                                                                       \
+static inline double af_dot_##SUF(const T *a, const T *b, ptrdiff_t n)                  \
+{                                                                                       \
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                             \
+    ptrdiff_t i = 0, k;                                                                 \
+    for (; i + 8 <= n; i += 8)                                                          \
+        for (k = 0; k < 8; k++) s[k] += (double)a[i + k] * (double)b[i + k];            \
+    for (; i < n; i++) s[0] += (double)a[i] * (double)b[i];                             \
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));           \
+}
+AF_DEFINE_SUMS(float, f)
+AF_DEFINE_SUMS(double, d)
+#undef AF_DEFINE_SUMS
 
 #endif /* ACTFAST_MATH_H */

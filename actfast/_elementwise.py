@@ -56,16 +56,19 @@ def _unsupported_dtype_error(name: str, arrays: tuple[Any, ...], exc: Exception)
 
 def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[float, ...],
           out: Any, where: Any) -> Any:
-    kwargs: dict[str, Any] = {}
-    if out is not None:
-        kwargs["out"] = out
-    if where is not True:
-        kwargs["where"] = where
-    # NumPy's loop search would send int8/int16/bool to the float16/float32 loops (as it
-    # does for np.tanh); actfast computes integer input in float64.
-    kinds = [dt.kind for dt in map(_dtype_of, arrays) if dt is not None]
-    if kinds and all(k in "biu" for k in kinds):
-        kwargs["dtype"] = _FLOAT64
+    # This runs on every call: keep the common case (float arrays, no where=) short, it
+    # is most of the cost of a call on a small array.
+    if out is None:
+        kwargs = {} if where is True else {"where": where}
+    else:
+        kwargs = {"out": out} if where is True else {"out": out, "where": where}
+    dt = getattr(arrays[0], "dtype", None)
+    if dt is None or dt.kind != "f":
+        # NumPy's loop search would send int8/int16/bool to the float16/float32 loops
+        # (as it does for np.tanh); actfast computes integer input in float64.
+        kinds = [d.kind for d in map(_dtype_of, arrays) if d is not None]
+        if kinds and all(k in "biu" for k in kinds):
+            kwargs["dtype"] = _FLOAT64
     try:
         return ufunc(*arrays, *params, **kwargs)
     except TypeError as exc:
@@ -77,6 +80,8 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
 
 def _real(name: str, pname: str, value: Any) -> float:
     """A scalar parameter as a Python float (a weak scalar: float32 stays float32)."""
+    if type(value) is float and value == value:  # the common case, defaults included
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
             raise TypeError(f"actfast.{name}: {pname} must be a real number, got {type(value).__name__}")

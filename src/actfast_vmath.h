@@ -47,24 +47,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Forced inlining: in the large kernel module gcc's inliner otherwise gives up on some
- * of these (unit-growth limits), and a call left in a loop stops its vectorisation. */
-#if defined(__GNUC__)
-#define AF_INLINE static inline __attribute__((always_inline))
-#elif defined(_MSC_VER)
-#define AF_INLINE static __forceinline
-#else
-#define AF_INLINE static inline
-#endif
-
-#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-#define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
-#define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
-#else
-#define AF_FMAF(a, b, c) ((a) * (b) + (c))
-#define AF_FMA(a, b, c) ((a) * (b) + (c))
-#endif
-
+#include "actfast_inline.h"
 #include "actfast_vmath_poly.h"
 
 /* ---- bit access ---------------------------------------------------------------- */

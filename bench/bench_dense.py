@@ -102,6 +102,21 @@ def fmt(t):
     return f"{t * 1e3:9.3f}" if t >= 1e-3 else f"{t * 1e6:7.1f}us"
 
 
+def print_rows(acts, med, mn, show_min, gemm_only=None):
+    """One line per activation: NumPy and actfast against the bare GEMM time (and the
+    epilogue's share, actfast minus our GEMM-only path, for the forward)."""
+    bare = med["bare"]
+    for a in acts:
+        na, fa = med[f"numpy {a}"], med[f"actfast {a}"]
+        line = (f"  {a:8s} numpy {fmt(na)} ({na / bare:5.2f}x)   actfast {fmt(fa)} ({fa / bare:5.2f}x)"
+                f"   speedup {na / fa:5.2f}x")
+        if gemm_only is not None:
+            line += f"   epilogue ~{fmt(max(0.0, fa - gemm_only))}"
+        if show_min:
+            line += f"   [min numpy {fmt(mn[f'numpy {a}'])} actfast {fmt(mn[f'actfast {a}'])}]"
+        print(line)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtypes", default="float32,float64")
@@ -172,13 +187,7 @@ def run(args):
             print(f"\n{dtname} forward (batch, n_in, n_out) = {(B, n_in, n_out)}: bare {fmt(bare)} "
                   f"({flops / bare / 1e9:.0f} GFLOP/s), gemm-only {fmt(med['gemm-only'])} "
                   f"({med['gemm-only'] / bare:.2f}x)" + (f"  [min bare {fmt(mn['bare'])}]" if args.min else ""))
-            for a in acts:
-                na, fa = med[f"numpy {a}"], med[f"actfast {a}"]
-                line = (f"  {a:8s} numpy {fmt(na)} ({na / bare:5.2f}x)   actfast {fmt(fa)} ({fa / bare:5.2f}x)"
-                        f"   speedup {na / fa:5.2f}x   epilogue ~{fmt(max(0.0, fa - med['gemm-only']))}")
-                if args.min:
-                    line += f"   [min numpy {fmt(mn[f'numpy {a}'])} actfast {fmt(mn[f'actfast {a}'])}]"
-                print(line)
+            print_rows(acts, med, mn, args.min, gemm_only=med["gemm-only"])
             if args.no_backward:
                 continue
             dz = dy.copy()
@@ -194,13 +203,7 @@ def run(args):
             bare = med["bare"]
             print(f"{dtname} backward {(B, n_in, n_out)}: bare (2 GEMMs + column sum) {fmt(bare)} "
                   f"({2 * flops / bare / 1e9:.0f} GFLOP/s)" + (f"  [min {fmt(mn['bare'])}]" if args.min else ""))
-            for a in acts:
-                na, fa = med[f"numpy {a}"], med[f"actfast {a}"]
-                line = (f"  {a:8s} numpy {fmt(na)} ({na / bare:5.2f}x)   actfast {fmt(fa)} ({fa / bare:5.2f}x)"
-                        f"   speedup {na / fa:5.2f}x")
-                if args.min:
-                    line += f"   [min numpy {fmt(mn[f'numpy {a}'])} actfast {fmt(mn[f'actfast {a}'])}]"
-                print(line)
+            print_rows(acts, med, mn, args.min)
             sys.stdout.flush()
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 

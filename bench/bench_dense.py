@@ -102,6 +102,17 @@ def fmt(t):
     return f"{t * 1e3:9.3f}" if t >= 1e-3 else f"{t * 1e6:7.1f}us"
 
 
+def make_problem(rng, B, n_in, n_out, dt):
+    """Inputs of one (batch, n_in, n_out) shape, an output buffer, the FLOP count of the
+    GEMM and how many calls make one timed sample."""
+    x = rng.standard_normal((B, n_in)).astype(dt)
+    W = (rng.standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(dt)
+    b = (rng.standard_normal(n_out) * 0.1).astype(dt)
+    dy = rng.standard_normal((B, n_out)).astype(dt)
+    flops = 2.0 * B * n_in * n_out
+    return x, W, b, dy, np.empty((B, n_out), dt), flops, max(1, min(5, int(2e8 / max(flops, 1))))
+
+
 def print_rows(acts, med, mn, show_min, gemm_only=None):
     """One line per activation: NumPy and actfast against the bare GEMM time (and the
     epilogue's share, actfast minus our GEMM-only path, for the forward)."""
@@ -165,13 +176,7 @@ def run(args):
     for dtname in args.dtypes.split(","):
         dt = np.dtype(dtname)
         for (B, n_in, n_out) in shapes:
-            x = rng.standard_normal((B, n_in)).astype(dt)
-            W = (rng.standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(dt)
-            b = (rng.standard_normal(n_out) * 0.1).astype(dt)
-            dy = rng.standard_normal((B, n_out)).astype(dt)
-            y = np.empty((B, n_out), dt)
-            flops = 2.0 * B * n_in * n_out
-            inner = max(1, min(5, int(2e8 / max(flops, 1))))
+            x, W, b, dy, y, flops, inner = make_problem(rng, B, n_in, n_out, dt)
             out = np.empty((B, n_out), dt)
             fwd = {
                 "bare": lambda: np.matmul(x, W, out=y),
@@ -221,13 +226,7 @@ def compare_modes(args, shapes, acts, rng):
         for (B, n_in, n_out) in shapes:
             if B < 16:
                 continue
-            x = rng.standard_normal((B, n_in)).astype(dt)
-            W = (rng.standard_normal((n_in, n_out)) / math.sqrt(n_in)).astype(dt)
-            b = (rng.standard_normal(n_out) * 0.1).astype(dt)
-            dy = rng.standard_normal((B, n_out)).astype(dt)
-            y = np.empty((B, n_out), dt)
-            flops = 2.0 * B * n_in * n_out
-            inner = max(1, min(5, int(2e8 / max(flops, 1))))
+            x, W, b, dy, y, flops, inner = make_problem(rng, B, n_in, n_out, dt)
             for a in acts:
                 code = k.ACTIVATION_CODES[a]
                 yv, zv = actfast.dense(x, W, b, a, return_z=True)

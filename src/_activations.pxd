@@ -82,17 +82,6 @@ cdef inline floating f_exp(floating x) noexcept nogil:
     else:
         return af_exp(x)
 
-cdef inline floating f_expm1(floating x) noexcept nogil:
-    if floating is float:
-        return af_expm1f(x)
-    else:
-        return af_expm1(x)
-
-cdef inline floating f_log1p(floating x) noexcept nogil:
-    if floating is float:
-        return af_log1pf(x)
-    else:
-        return af_log1p(x)
 
 cdef inline floating f_log(floating x) noexcept nogil:
     if floating is float:
@@ -100,17 +89,6 @@ cdef inline floating f_log(floating x) noexcept nogil:
     else:
         return af_log(x)
 
-cdef inline floating f_tanh(floating x) noexcept nogil:
-    if floating is float:
-        return af_tanhf(x)
-    else:
-        return af_tanh(x)
-
-cdef inline floating f_erfc(floating x) noexcept nogil:
-    if floating is float:
-        return af_erfcf(x)
-    else:
-        return af_erfc(x)
 
 cdef inline floating f_abs(floating x) noexcept nogil:
     if floating is float:
@@ -121,17 +99,6 @@ cdef inline floating f_abs(floating x) noexcept nogil:
 cdef inline bint f_isinf(floating x) noexcept nogil:
     return f_abs(x) == <floating>INFINITY
 
-cdef inline floating f_sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)) from e = exp(-|x|) <= 1: no overflow, accurate tails."""
-    # One division with a selected numerator: e * (1 / (1 + e)) would round twice more.
-    cdef floating e = f_exp(-f_abs(x))
-    return (<floating>1 if x >= 0 else e) / (<floating>1 + e)
-
-cdef inline floating f_sigmoid_slope(floating x) noexcept nogil:
-    """sigmoid(x) * (1 - sigmoid(x)) = e / (1 + e)^2, e = exp(-|x|)."""
-    cdef floating e = f_exp(-f_abs(x))
-    cdef floating r = <floating>1 / (<floating>1 + e)
-    return e * r * r
 
 # ---------------------------------------------------------------------------------------
 # Piecewise-linear family

@@ -52,47 +52,65 @@ cdef inline cnp.int64_t row_count_saturated(const char *z, npy_intp s, npy_intp 
     return c
 
 
-cdef void all_zero_loop(char **args, const npy_intp *dims, const npy_intp *steps, void *data, real_t tag) noexcept nogil:
-    cdef npy_intp rows = dims[0], n = dims[1], i
-    cdef int nt = threads_for(rows * n, 0) if rows > 1 else 1
-    for i in prange(rows, num_threads=nt, schedule="static"):
-        (<cnp.npy_bool *>(args[1] + i * steps[1]))[0] = row_all_zero(args[0] + i * steps[0], steps[2], n, &tag)
+cdef void all_zero_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef loop_ctx *c = <loop_ctx *>ctx
+    cdef npy_intp i
+    for i in range(lo, hi):
+        (<cnp.npy_bool *>(c.args[1] + i * c.steps[1]))[0] = row_all_zero(c.args[0] + i * c.steps[0], c.steps[2],
+                                                                        c.dims[1], &tag)
 
 
-cdef void count_zero_loop(char **args, const npy_intp *dims, const npy_intp *steps, void *data, real_t tag) noexcept nogil:
-    cdef npy_intp rows = dims[0], n = dims[1], i
-    cdef int nt = threads_for(rows * n, 0) if rows > 1 else 1
-    for i in prange(rows, num_threads=nt, schedule="static"):
-        (<cnp.int64_t *>(args[1] + i * steps[1]))[0] = row_count_zero(args[0] + i * steps[0], steps[2], n, &tag)
+cdef void count_zero_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef loop_ctx *c = <loop_ctx *>ctx
+    cdef npy_intp i
+    for i in range(lo, hi):
+        (<cnp.int64_t *>(c.args[1] + i * c.steps[1]))[0] = row_count_zero(c.args[0] + i * c.steps[0], c.steps[2],
+                                                                         c.dims[1], &tag)
 
 
-cdef void count_saturated_loop(char **args, const npy_intp *dims, const npy_intp *steps, int which, real_t tag) noexcept nogil:
-    # args: z (n), eps (), count ()
-    cdef npy_intp rows = dims[0], n = dims[1], i
-    cdef int nt = threads_for(rows * n, 1) if rows > 1 else 1
-    for i in prange(rows, num_threads=nt, schedule="static"):
-        (<cnp.int64_t *>(args[2] + i * steps[2]))[0] = row_count_saturated(
-            args[0] + i * steps[0], steps[3], n, (<real_t *>(args[1] + i * steps[1]))[0], which)
-    af_clear_fp_status()   # ordered comparisons with NaN raise "invalid"; a NaN is just not counted
+cdef void count_saturated_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    # args: z (n), eps (), count (); c.which: 0 sigmoid, 1 tanh
+    cdef loop_ctx *c = <loop_ctx *>ctx
+    cdef npy_intp i
+    for i in range(lo, hi):
+        (<cnp.int64_t *>(c.args[2] + i * c.steps[2]))[0] = row_count_saturated(
+            c.args[0] + i * c.steps[0], c.steps[3], c.dims[1], (<real_t *>(c.args[1] + i * c.steps[1]))[0], c.which)
+
+
+# Concrete row functions for the pool (a chunk function cannot be fused-typed).
+cdef void all_zero_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    all_zero_rows(c, lo, hi, <float>0)
+cdef void all_zero_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    all_zero_rows(c, lo, hi, <double>0)
+cdef void count_zero_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    count_zero_rows(c, lo, hi, <float>0)
+cdef void count_zero_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    count_zero_rows(c, lo, hi, <double>0)
+cdef void count_saturated_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    count_saturated_rows(c, lo, hi, <float>0)
+cdef void count_saturated_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    count_saturated_rows(c, lo, hi, <double>0)
 
 
 # Concrete loops for registration (a gufunc needs one function pointer per dtype).
+# ordered comparisons with NaN raise "invalid" in count_saturated; run_rows clears the flags
+# (a NaN is just not counted).
 cdef void all_zero_f(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    all_zero_loop(a, d, s, p, <float>0)
+    run_rows(all_zero_rows_f, a, d, s, 0, 0)
 cdef void all_zero_d(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    all_zero_loop(a, d, s, p, <double>0)
+    run_rows(all_zero_rows_d, a, d, s, 0, 0)
 cdef void count_zero_f(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_zero_loop(a, d, s, p, <float>0)
+    run_rows(count_zero_rows_f, a, d, s, 0, 0)
 cdef void count_zero_d(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_zero_loop(a, d, s, p, <double>0)
+    run_rows(count_zero_rows_d, a, d, s, 0, 0)
 cdef void sat_sigmoid_f(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_saturated_loop(a, d, s, 0, <float>0)
+    run_rows(count_saturated_rows_f, a, d, s, 1, 0)
 cdef void sat_sigmoid_d(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_saturated_loop(a, d, s, 0, <double>0)
+    run_rows(count_saturated_rows_d, a, d, s, 1, 0)
 cdef void sat_tanh_f(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_saturated_loop(a, d, s, 1, <float>0)
+    run_rows(count_saturated_rows_f, a, d, s, 1, 1)
 cdef void sat_tanh_d(char **a, const npy_intp *d, const npy_intp *s, void *p) noexcept nogil:
-    count_saturated_loop(a, d, s, 1, <double>0)
+    run_rows(count_saturated_rows_d, a, d, s, 1, 1)
 
 
 cdef object make_reduction(af_loop_t f_loop, af_loop_t d_loop, af_loop_t *loops, void **data, char *types,

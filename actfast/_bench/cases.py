@@ -1,0 +1,483 @@
+"""The elementwise scenario's cases: the op table (float64 reference, NumPy idiom,
+numexpr formula, PyTorch aten op of every activation and gradient), the implementations
+and their preparation, inputs, references, tolerances and the correctness check."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+DENSE_ACTIVATIONS = ("relu", "sigmoid", "gelu")
+SOFTMAX_WIDTH = 1000
+TOLERANCES = {  # (rtol, atol)
+    "float32": (1e-4, 1e-5),
+    "float64": (1e-9, 1e-11),
+    "dense-float32": (1e-4, 1e-4),
+    "dense-float64": (1e-10, 1e-10),
+}
+
+SQRT2 = math.sqrt(2.0)            # Python floats: weak scalars that keep float32 float32
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_K = math.sqrt(2.0 / math.pi)
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
+# --------------------------------------------------------------------------------------
+# The operations: float64 reference, NumPy idiom, numexpr formula, PyTorch aten ops
+# --------------------------------------------------------------------------------------
+
+def _sp():
+    import scipy.special
+    return scipy.special
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """One computation: ``name`` with ``kind`` "forward" (f(x)) or "grad" (dy * f'(x))."""
+
+    name: str
+    kind: str
+    ref: Callable[..., np.ndarray]                   # (x64, dy64) -> float64 reference
+    numpy: Callable[..., np.ndarray]                 # (x, dy, out) -> array
+    numpy_out: bool = True                           # does numpy() honour out=?
+    numexpr: str | None = None                       # formula in x, dy, a, b (constants)
+    numexpr_consts: tuple[tuple[str, float], ...] = ()
+    torch: tuple | None = None                       # see _torch_call
+    axis: bool = False                               # softmax-like: rows of SOFTMAX_WIDTH
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "forward" else self.name + "_grad"
+
+    def actfast(self, af, x, dy, out):
+        if self.name == "gelu_tanh":
+            return (af.gelu(x, approximate="tanh", out=out) if self.kind == "forward"
+                    else af.gelu_grad(x, dy, approximate="tanh", out=out))
+        if self.kind == "forward":
+            return getattr(af, self.name)(x, out=out)
+        return getattr(af, self.name + "_grad")(x, dy, out=out)
+
+
+def _ops() -> dict[str, OpSpec]:
+    sp_expit = lambda x: _sp().expit(x)  # noqa: E731
+    ops: list[OpSpec] = []
+
+    def add(name, fref, gref, fnp, gnp, *, fout=True, gout=True, fne=None, gne=None,
+            consts=(), ftorch=None, gtorch=None, axis=False):
+        ops.append(OpSpec(name, "forward", lambda x, dy: fref(x), lambda x, dy, out: fnp(x, out),
+                          fout, fne, consts, ftorch, axis))
+        ops.append(OpSpec(name, "grad", gref, gnp, gout, gne, consts, gtorch, axis))
+
+    # Torch specs: (aten op, argument names and constants, out keyword or None, extra kwargs).
+    # Argument names: "x", "dy", "y" (the saved forward output), "buf" (log_sigmoid's).
+    add("relu",
+        lambda x: np.maximum(x, 0.0), lambda x, dy: dy * (x > 0),
+        lambda x, out: np.maximum(x, 0, out=out),
+        lambda x, dy, out: np.multiply(dy, x > 0, out=out),
+        fne="where(x > 0, x, 0)", gne="where(x > 0, dy, 0)",
+        ftorch=("relu", ("x",), "out"), gtorch=("threshold_backward", ("dy", "x", 0), "grad_input"))
+    add("relu6",
+        lambda x: np.clip(x, 0.0, 6.0), lambda x, dy: dy * ((x > 0) & (x < 6)),
+        lambda x, out: np.clip(x, 0, 6, out=out),
+        lambda x, dy, out: np.multiply(dy, (x > 0) & (x < 6), out=out),
+        fne="where(x > 0, where(x < 6, x, 6), 0)", gne="where((x > 0) & (x < 6), dy, 0)",
+        ftorch=("hardtanh", ("x", 0.0, 6.0), "out"),
+        gtorch=("hardtanh_backward", ("dy", "x", 0.0, 6.0), "grad_input"))
+    add("leaky_relu",
+        lambda x: np.where(x > 0, x, 0.01 * x), lambda x, dy: np.where(x > 0, dy, 0.01 * dy),
+        lambda x, out: np.where(x > 0, x, 0.01 * x),
+        lambda x, dy, out: np.where(x > 0, dy, 0.01 * dy), fout=False, gout=False,
+        fne="where(x > 0, x, a * x)", gne="where(x > 0, dy, a * dy)", consts=(("a", 0.01),),
+        ftorch=("leaky_relu", ("x", 0.01), "out"),
+        gtorch=("leaky_relu_backward", ("dy", "x", 0.01, False), "grad_input"))
+    add("hard_tanh",
+        lambda x: np.clip(x, -1.0, 1.0), lambda x, dy: dy * ((x > -1) & (x < 1)),
+        lambda x, out: np.clip(x, -1, 1, out=out),
+        lambda x, dy, out: np.multiply(dy, (x > -1) & (x < 1), out=out),
+        fne="where(x < -1, -1, where(x > 1, 1, x))", gne="where((x > -1) & (x < 1), dy, 0)",
+        ftorch=("hardtanh", ("x", -1.0, 1.0), "out"),
+        gtorch=("hardtanh_backward", ("dy", "x", -1.0, 1.0), "grad_input"))
+    add("hard_sigmoid",
+        lambda x: np.clip(x / 6 + 0.5, 0.0, 1.0), lambda x, dy: dy / 6 * ((x > -3) & (x < 3)),
+        lambda x, out: np.clip(x / 6 + 0.5, 0, 1, out=out),
+        lambda x, dy, out: np.multiply(dy / 6, (x > -3) & (x < 3), out=out),
+        fne="where(x <= -3, 0, where(x >= 3, 1, x * a + b))", gne="where((x > -3) & (x < 3), dy * a, 0)",
+        consts=(("a", 1.0 / 6.0), ("b", 0.5)),
+        ftorch=("hardsigmoid", ("x",), "out"), gtorch=("hardsigmoid_backward", ("dy", "x"), "grad_input"))
+    add("hard_swish",
+        lambda x: x * np.clip(x + 3, 0.0, 6.0) / 6,
+        lambda x, dy: np.where(x < -3, 0.0, np.where(x <= 3, dy * (x / 3 + 0.5), dy)),
+        lambda x, out: np.divide(x * np.clip(x + 3, 0, 6), 6, out=out),
+        lambda x, dy, out: np.where(x < -3, 0, np.where(x > 3, dy, dy * (x / 3 + 0.5))), gout=False,
+        ftorch=("hardswish", ("x",), "out"), gtorch=("hardswish_backward", ("dy", "x"), "out"))
+    add("softsign",
+        lambda x: x / (1 + np.abs(x)), lambda x, dy: dy / (1 + np.abs(x)) ** 2,
+        lambda x, out: np.divide(x, 1 + np.abs(x), out=out),
+        lambda x, dy, out: np.divide(dy, (1 + np.abs(x)) ** 2, out=out),
+        fne="x / (1 + abs(x))", gne="dy / ((1 + abs(x)) * (1 + abs(x)))",
+        ftorch=("softsign", ("x",), None), gtorch=("softsign_grad", ("dy", "x"), None))
+    add("elu",
+        lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+        lambda x, dy: np.where(x > 0, dy, dy * np.exp(np.minimum(x, 0))),
+        lambda x, out: np.where(x > 0, x, np.exp(x) - 1),
+        lambda x, dy, out: np.where(x > 0, dy, dy * np.exp(x)), fout=False, gout=False,
+        fne="where(x > 0, x, expm1(x))", gne="where(x > 0, dy, dy * exp(x))",
+        ftorch=("elu", ("x", 1.0, 1.0, 1.0), "out"),
+        gtorch=("elu_backward", ("dy", 1.0, 1.0, 1.0, False, "x"), "grad_input"))
+    add("selu",
+        lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+        lambda x, dy: SELU_SCALE * np.where(x > 0, dy, SELU_ALPHA * dy * np.exp(np.minimum(x, 0))),
+        lambda x, out: np.multiply(SELU_SCALE, np.where(x > 0, x, SELU_ALPHA * (np.exp(x) - 1)), out=out),
+        lambda x, dy, out: np.multiply(SELU_SCALE, np.where(x > 0, dy, SELU_ALPHA * dy * np.exp(x)), out=out),
+        ftorch=("elu", ("x", SELU_ALPHA, SELU_SCALE, 1.0), "out"),
+        gtorch=("elu_backward", ("dy", SELU_ALPHA, SELU_SCALE, 1.0, False, "x"), "grad_input"))
+    add("celu",  # alpha = 1
+        lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+        lambda x, dy: np.where(x > 0, dy, dy * np.exp(np.minimum(x, 0))),
+        lambda x, out: np.where(x > 0, x, 1.0 * (np.exp(x / 1.0) - 1)),
+        lambda x, dy, out: np.where(x > 0, dy, dy * np.exp(x / 1.0)), fout=False, gout=False,
+        ftorch=("celu", ("x", 1.0), "out"),
+        gtorch=("elu_backward", ("dy", 1.0, 1.0, 1.0, False, "x"), "grad_input"))
+    add("sigmoid",
+        lambda x: sp_expit(x), lambda x, dy: dy * sp_expit(x) * sp_expit(-x),
+        lambda x, out: np.divide(1, 1 + np.exp(-x), out=out),
+        lambda x, dy, out: _np_sigmoid_grad(x, dy, out),
+        fne="1 / (1 + exp(-x))", gne="dy * exp(-x) / ((1 + exp(-x)) * (1 + exp(-x)))",
+        ftorch=("sigmoid", ("x",), "out"), gtorch=("sigmoid_backward", ("dy", "y"), "grad_input"))
+    add("log_sigmoid",
+        lambda x: _sp().log_expit(x), lambda x, dy: dy * sp_expit(-x),
+        lambda x, out: np.negative(np.logaddexp(0, -x), out=out),
+        lambda x, dy, out: np.divide(dy, 1 + np.exp(x), out=out),
+        fne="-log1p(exp(-x))", gne="dy / (1 + exp(x))",
+        ftorch=("log_sigmoid", ("x",), None),
+        gtorch=("log_sigmoid_backward", ("dy", "x", "buf"), "grad_input"))
+    add("silu",
+        lambda x: x * sp_expit(x), lambda x, dy: dy * sp_expit(x) * (1 + x * sp_expit(-x)),
+        lambda x, out: np.divide(x, 1 + np.exp(-x), out=out),
+        lambda x, dy, out: _np_silu_grad(x, dy, out),
+        fne="x / (1 + exp(-x))",
+        ftorch=("silu", ("x",), "out"), gtorch=("silu_backward", ("dy", "x"), "grad_input"))
+    add("softplus",  # beta = 1, threshold = 20 (PyTorch's)
+        lambda x: np.where(x > 20, x, np.logaddexp(0.0, x)),
+        lambda x, dy: np.where(x > 20, dy, dy * sp_expit(x)),
+        lambda x, out: np.logaddexp(0, x, out=out),
+        lambda x, dy, out: np.divide(dy, 1 + np.exp(-x), out=out),
+        fne="log1p(exp(x))", gne="dy / (1 + exp(-x))",
+        ftorch=("softplus", ("x", 1.0, 20.0), "out"),
+        gtorch=("softplus_backward", ("dy", "x", 1.0, 20.0), "grad_input"))
+    add("mish",
+        lambda x: x * np.tanh(np.logaddexp(0.0, x)),
+        lambda x, dy: dy * (np.tanh(np.logaddexp(0.0, x))
+                            + x * sp_expit(x) / np.cosh(np.logaddexp(0.0, x)) ** 2),
+        lambda x, out: np.multiply(x, np.tanh(np.logaddexp(0, x)), out=out),
+        lambda x, dy, out: _np_mish_grad(x, dy, out),
+        fne="x * tanh(log1p(exp(x)))",
+        ftorch=("mish", ("x",), "out"), gtorch=("mish_backward", ("dy", "x"), None))
+    add("tanh",
+        lambda x: np.tanh(x), lambda x, dy: dy / np.cosh(x) ** 2,
+        lambda x, out: np.tanh(x, out=out),
+        lambda x, dy, out: np.multiply(dy, 1 - np.tanh(x) ** 2, out=out),
+        fne="tanh(x)", gne="dy * (1 - tanh(x) * tanh(x))",
+        ftorch=("tanh", ("x",), "out"), gtorch=("tanh_backward", ("dy", "y"), "grad_input"))
+    add("gelu",
+        lambda x: x * _sp().ndtr(x),
+        lambda x, dy: dy * (_sp().ndtr(x) + x * np.exp(-0.5 * x * x) * INV_SQRT_2PI),
+        lambda x, out: np.multiply(0.5 * x, 1 + _sp().erf(x / SQRT2), out=out),
+        lambda x, dy, out: np.multiply(
+            dy, 0.5 * (1 + _sp().erf(x / SQRT2)) + x * np.exp(-0.5 * x * x) * INV_SQRT_2PI, out=out),
+        ftorch=("gelu", ("x",), "out", {"approximate": "none"}),
+        gtorch=("gelu_backward", ("dy", "x"), "grad_input", {"approximate": "none"}))
+    add("gelu_tanh",
+        lambda x: 0.5 * x * (1 + np.tanh(GELU_K * (x + 0.044715 * x ** 3))),
+        lambda x, dy: dy * _gelu_tanh_deriv64(x),
+        lambda x, out: np.multiply(0.5 * x, 1 + np.tanh(GELU_K * (x + 0.044715 * x ** 3)), out=out),
+        lambda x, dy, out: _np_gelu_tanh_grad(x, dy, out),
+        fne="a * x * (1 + tanh(b * (x + c * x * x * x)))", consts=(("a", 0.5), ("b", GELU_K), ("c", 0.044715)),
+        ftorch=("gelu", ("x",), "out", {"approximate": "tanh"}),
+        gtorch=("gelu_backward", ("dy", "x"), "grad_input", {"approximate": "tanh"}))
+    add("softmax",
+        lambda x: _sp().softmax(x, axis=-1),
+        lambda x, dy: _softmax_grad64(x, dy),
+        lambda x, out: _np_softmax(x, out),
+        lambda x, dy, out: _np_softmax_grad(x, dy, out),
+        ftorch=("_softmax", ("x", -1, False), "out"),
+        gtorch=("_softmax_backward_data", ("dy", "y", -1, "dtype"), "grad_input"), axis=True)
+    add("log_softmax",
+        lambda x: _sp().log_softmax(x, axis=-1),
+        lambda x, dy: dy - _sp().softmax(x, axis=-1) * dy.sum(axis=-1, keepdims=True),
+        lambda x, out: _np_log_softmax(x, out),
+        lambda x, dy, out: _np_log_softmax_grad(x, dy, out),
+        ftorch=("_log_softmax", ("x", -1, False), "out"),
+        gtorch=("_log_softmax_backward_data", ("dy", "y", -1, "dtype"), "out"), axis=True)
+    return {(op.name, op.kind): op for op in ops}
+
+
+def _np_sigmoid_grad(x, dy, out):
+    s = 1 / (1 + np.exp(-x))
+    return np.multiply(dy * s, 1 - s, out=out)
+
+
+def _np_silu_grad(x, dy, out):
+    s = 1 / (1 + np.exp(-x))
+    return np.multiply(dy * s, 1 + x * (1 - s), out=out)
+
+
+def _np_mish_grad(x, dy, out):
+    t = np.tanh(np.logaddexp(0, x))
+    s = 1 / (1 + np.exp(-x))
+    return np.multiply(dy, t + x * s * (1 - t * t), out=out)
+
+
+def _gelu_tanh_deriv64(x):
+    t = np.tanh(GELU_K * (x + 0.044715 * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * x * x)
+
+
+def _np_gelu_tanh_grad(x, dy, out):
+    t = np.tanh(GELU_K * (x + 0.044715 * x ** 3))
+    return np.multiply(dy, 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * x * x), out=out)
+
+
+def _np_softmax(x, out):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return np.divide(e, e.sum(axis=-1, keepdims=True), out=out)
+
+
+def _np_softmax_grad(x, dy, out):
+    y = _np_softmax(x, None)
+    return np.multiply(y, dy - (dy * y).sum(axis=-1, keepdims=True), out=out)
+
+
+def _softmax_grad64(x, dy):
+    y = _sp().softmax(x, axis=-1)
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def _np_log_softmax(x, out):
+    z = x - x.max(axis=-1, keepdims=True)
+    return np.subtract(z, np.log(np.exp(z).sum(axis=-1, keepdims=True)), out=out)
+
+
+def _np_log_softmax_grad(x, dy, out):
+    return np.subtract(dy, np.exp(_np_log_softmax(x, None)) * dy.sum(axis=-1, keepdims=True), out=out)
+
+
+OPS: dict[tuple[str, str], OpSpec] = _ops()
+OP_NAMES: list[str] = list(dict.fromkeys(name for name, _ in OPS))
+
+
+# --------------------------------------------------------------------------------------
+# Implementations
+# --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Prepared:
+    """A ready-to-time call of one implementation on one set of inputs."""
+
+    call: Callable[[], Any]            # the timed call; returns the result array (or tensor)
+    alloc_call: Callable[[], Any] | None  # y = f(x) for the memory figure; None: not measurable
+    preallocated: bool
+    result: Callable[[Any], np.ndarray] = np.asarray   # maps call()'s return to an ndarray
+
+
+@dataclasses.dataclass
+class Impl:
+    """An implementation: ``prepare(case)`` returns a :class:`Prepared` or ``None``
+    when it has nothing for this case. Tests inject deliberately wrong ones."""
+
+    name: str
+    prepare: Callable[["Case"], Prepared | None]
+
+
+@dataclasses.dataclass
+class Case:
+    op: str
+    kind: str             # forward | grad | dense
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    spec: OpSpec | None   # None for dense
+    x: np.ndarray
+    dy: np.ndarray | None = None
+    w: np.ndarray | None = None
+    b: np.ndarray | None = None
+    alloc: bool = False   # time the allocating form (no out=)
+
+    @property
+    def size(self) -> int:
+        return int(self.shape[0] * self.shape[2]) if self.kind == "dense" else int(np.prod(self.shape))
+
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.shape[0], self.shape[2]) if self.kind == "dense" else self.shape
+
+
+def _prep_actfast(case: Case) -> Prepared | None:
+    import actfast as af
+    if case.kind == "dense":
+        if not hasattr(af, "dense"):
+            return None
+        x, w, b, act = case.x, case.w, case.b, case.op
+        f = lambda: af.dense(x, w, b, activation=act)  # noqa: E731
+        return Prepared(f, f, False)
+    spec, x, dy = case.spec, case.x, case.dy
+    alloc = lambda: spec.actfast(af, x, dy, None)  # noqa: E731
+    if case.alloc:
+        return Prepared(alloc, alloc, False)
+    out = np.empty(case.out_shape(), case.dtype)
+    return Prepared(lambda: spec.actfast(af, x, dy, out), alloc, True)
+
+
+def _prep_numpy(case: Case) -> Prepared | None:
+    if case.kind == "dense":
+        spec = OPS[(case.op, "forward")]
+        x, w, b = case.x, case.w, case.b
+        f = lambda: spec.numpy(x @ w + b, None, None)  # noqa: E731
+        return Prepared(f, f, False)
+    spec, x, dy = case.spec, case.x, case.dy
+    alloc = lambda: spec.numpy(x, dy, None)  # noqa: E731
+    if case.alloc or not spec.numpy_out:
+        return Prepared(alloc, alloc, False)
+    out = np.empty(case.out_shape(), case.dtype)
+    return Prepared(lambda: spec.numpy(x, dy, out), alloc, True)
+
+
+def _prep_numexpr(case: Case) -> Prepared | None:
+    if case.kind == "dense" or case.spec.numexpr is None:
+        return None
+    try:
+        import numexpr
+    except ImportError:
+        return None
+    spec = case.spec
+    local = {"x": case.x}
+    if case.dy is not None:
+        local["dy"] = case.dy
+    for k, v in spec.numexpr_consts:  # constants of the input dtype: a float literal
+        local[k] = np.array(v, case.dtype)  # would make numexpr compute in float64
+    expr = spec.numexpr
+    alloc = lambda: numexpr.evaluate(expr, local_dict=local)  # noqa: E731
+    if case.alloc:
+        return Prepared(alloc, alloc, False)
+    out = np.empty(case.out_shape(), case.dtype)
+    return Prepared(lambda: numexpr.evaluate(expr, local_dict=local, out=out), alloc, True)
+
+
+def _torch_call(torch, spec_t: tuple, env: dict[str, Any], out):
+    """Call the aten op of a torch spec, through its out= overload when ``out`` is given."""
+    opname, argnames, outkw = spec_t[:3]
+    kwargs = dict(spec_t[3]) if len(spec_t) > 3 else {}
+    args = [env[a] if isinstance(a, str) else a for a in argnames]
+    if opname == "softsign":
+        return torch.nn.functional.softsign(*args)
+    if opname == "softsign_grad":
+        dy, x = args
+        return dy / (1 + x.abs()) ** 2
+    if opname == "log_sigmoid":
+        return torch.nn.functional.logsigmoid(*args)
+    packet = getattr(torch.ops.aten, opname)
+    if out is None or outkw is None:
+        return packet.default(*args, **kwargs)
+    overload = getattr(packet, "out" if hasattr(packet, "out") else "grad_input")
+    return overload(*args, **kwargs, **{outkw: out})
+
+
+def _prep_torch(case: Case) -> Prepared | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if case.kind == "dense":
+        tx, tw, tb = (torch.from_numpy(a) for a in (case.x, case.w, case.b))
+        spec_t = OPS[(case.op, "forward")].torch
+
+        def f():
+            h = torch.addmm(tb, tx, tw)
+            return _torch_call(torch, spec_t, {"x": h}, h if spec_t[2] else None)
+        return Prepared(f, None, False, result=lambda t: t.numpy())
+    spec = case.spec
+    spec_t = spec.torch
+    if spec_t is None:
+        return None
+    env: dict[str, Any] = {"x": torch.from_numpy(case.x)}
+    if case.dy is not None:
+        env["dy"] = torch.from_numpy(case.dy)
+        fwd = OPS[(spec.name, "forward")].torch
+        # Backward ops that take the forward's output get it precomputed (autograd saves it).
+        env["y"] = _torch_call(torch, fwd, env, None)
+        env["dtype"] = env["x"].dtype
+        if spec.name == "log_sigmoid":
+            env["buf"] = torch.ops.aten.log_sigmoid_forward.default(env["x"])[1]
+    alloc = lambda: _torch_call(torch, spec_t, env, None)  # noqa: E731
+    to_np = lambda t: t.numpy()  # noqa: E731
+    if case.alloc or spec_t[2] is None:
+        return Prepared(alloc, None, False, result=to_np)
+    out = torch.empty(case.out_shape(), dtype=env["x"].dtype)
+    return Prepared(lambda: _torch_call(torch, spec_t, env, out), None, True, result=to_np)
+
+
+def default_impls(no_torch: bool = False, no_numexpr: bool = False) -> list[Impl]:
+    impls = [Impl("actfast", _prep_actfast), Impl("numpy", _prep_numpy)]
+    if not no_torch and _module_version("torch"):
+        impls.append(Impl("torch", _prep_torch))
+    if not no_numexpr and _module_version("numexpr"):
+        impls.append(Impl("numexpr", _prep_numexpr))
+    return impls
+
+
+# --------------------------------------------------------------------------------------
+# Checking, inputs and references
+# --------------------------------------------------------------------------------------
+
+def _module_version(name: str) -> str | None:
+    try:
+        mod = __import__(name)
+    except Exception:  # noqa: BLE001 - absent or broken: simply not raced
+        return None
+    return str(getattr(mod, "__version__", "?"))
+
+
+def check(got: Any, ref: np.ndarray, dtype: np.dtype, tol: tuple[float, float]) -> tuple[bool, float | None, str | None]:
+    """Compare an implementation's result with the float64 reference."""
+    rtol, atol = tol
+    got = np.asarray(got)
+    if got.shape != ref.shape:
+        return False, None, f"shape {got.shape}, expected {ref.shape}"
+    err = np.abs(got.astype(np.float64) - ref)
+    bad = ~(err <= atol + rtol * np.abs(ref))        # NaN in got counts as bad
+    finite = np.isfinite(err)
+    max_err = float(err[finite].max()) if finite.any() else float("nan")
+    if not finite.all():
+        max_err = float("inf")
+    if bad.any():
+        with np.errstate(all="ignore"):
+            rel = np.where(bad, err / np.abs(ref), 0.0).ravel()
+        i = int(np.nanargmax(np.where(np.isnan(rel), np.inf, rel)))
+        return False, max_err, (f"wrong result: {int(bad.sum())} of {bad.size} elements off "
+                                f"(max abs error {max_err:.3g}, worst relative {rel[i]:.3g}: got "
+                                f"{float(got.ravel()[i])!r} for {float(ref.ravel()[i])!r}, rtol {rtol:g})")
+    if got.dtype != dtype:
+        return False, max_err, f"wrong dtype {got.dtype} (input {dtype})"
+    return True, max_err, None
+
+
+def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345):
+    rng = np.random.default_rng(seed)
+    if axis:
+        width = min(size, SOFTMAX_WIDTH)
+        shape: tuple[int, ...] = (max(1, size // width), width)
+    else:
+        shape = (size,)
+    x = (2.5 * rng.standard_normal(shape)).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype) if kind == "grad" else None
+    return shape, x, dy
+
+
+def reference_for(spec: OpSpec, x: np.ndarray, dy: np.ndarray | None) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        x64 = x.astype(np.float64)
+        dy64 = None if dy is None else dy.astype(np.float64)
+        return np.asarray(spec.ref(x64, dy64), dtype=np.float64)

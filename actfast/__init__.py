@@ -13,6 +13,8 @@ from ._config import show_config
 from ._elementwise import *  # noqa: F403
 from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+from ._from_output import *  # noqa: F403
+from ._from_output import __all__ as _from_output_all
 from . import init
 from .dense import Dense, dense, dense_grad, dense_saves
 from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
@@ -41,4 +43,5 @@ __all__ = [
     "saturation",
     "sparsity",
     *_elementwise_all,
+    *_from_output_all,
 ]

@@ -133,9 +133,12 @@ _COMMON_GRAD = """
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = False) -> Callable[[_F], _F]:
-    def deco(func: _F) -> _F:
+def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = False,
+              template: str | None = None) -> Callable[[_F], _F]:
+    if template is None:
         template = _COMMON_GRAD if grad else _COMMON
+
+    def deco(func: _F) -> _F:
         func.__doc__ = formula.rstrip() + "\n" + template.format(params=params, ret=ret)
         return func
     return deco

@@ -1,65 +1,40 @@
 """Fused dense (fully connected) layer: ``act(x @ W + b)`` and its backward.
 
-The compiled part (``actfast._dense_<isa>``, the same instruction-set variant as the
-elementwise kernels) is imported on the first call, so ``import actfast`` does not
-import SciPy, whose BLAS (``scipy.linalg.cython_blas``) does the matrix products.
-
-Threads
--------
-The thread count is :func:`actfast.get_num_threads` (1 in a forked child, where no
-OpenMP region is entered). Two designs were measured (``bench/bench_dense.py --modes``;
-Zen 5, 2 cores shared with other jobs, SciPy's OpenBLAS 0.3.30 SkylakeX kernel):
-
-(a) ``prange`` over blocks of rows, each OpenMP thread calling BLAS single-threaded
-    (SciPy's OpenBLAS is capped at one thread for the duration of the call) and then
-    running the epilogue on its own block;
-(b) blocks in turn, each GEMM with BLAS's own threads, then the epilogue on OpenMP
-    threads (with one block this is the unfused "GEMM, then one parallel pass").
-
-(a) is the default (:data:`_DEFAULT_MODE`). With two threads, (b) alternates between
-two thread pools that both spin while idle (OpenBLAS's workers and libgomp's); on a
-machine whose cores are also busy with other work, a descheduled spinning thread costs a
-scheduler time slice at every hand-over. Measured, float32, 2 threads, min / median
-of interleaved runs: (64, 512, 512) forward (a) 0.15 / 0.25 ms, (b) 12 / 28 ms; backward
-(a) 0.26 / 0.33 ms, (b) 11.9 / 22 ms (bare GEMMs 0.24 / 0.26 ms); (256, 1024, 1024)
-forward (a) 1.57 / 11 ms, (b) 20 / 52 ms, NumPy's bare ``x @ W`` 1.48 / 17 ms; isolated
-runs (no NumPy call in between), relu, medians: (1024, 1024, 1024) (a) 21 ms, (b) 52 ms,
-multi-threaded GEMM + serial epilogue 29 ms; (4096, 784, 256) (a) 18-20 ms, (b) 36 ms.
-(a) has one hand-over per call (the barrier at the end), and BLAS and OpenMP never run
-at once. Caveat: on that loaded machine every 2-thread time varied 5-20x from run to
-run, NumPy's included, and at (256, 1024, 1024) NumPy's own multi-threaded OpenBLAS was
-the steadiest (1.5 ms median isolated, (a) 10-14 ms; both ~1.5 ms at best): waking
-libgomp's sleeping worker costs more there than OpenBLAS's yielding one. A thread
-that was spinning in NumPy's OpenBLAS just before a ``dense`` call also slows it.
-Single-threaded, where the numbers are stable, the fused layer is within 1.02-1.06x
-of the bare GEMM for relu (bench/bench_dense.py --threads 1).
-The backward is (a) too: ``dz``, the ``db`` partial sums and ``dx = dz W^T`` by blocks of
-rows (each block's ``dx`` GEMM right after its ``dz``, in cache), then ``dW = x^T dz``
-split over the threads by rows or columns of ``dW``.
-
-Split. Each thread's GEMM packs its own copy of the operand that all threads share, so
-the split duplicates the smaller one: by rows of x when ``batch >= n_out`` (every thread
-packs all of W), by columns of W otherwise (every thread packs all of x and its own part
-of W; the epilogue then runs on that thread's columns). The backward's ``dx`` likewise
-goes by columns when ``batch < n_in``.
-
-Block size. Every BLAS call packs all of W again (~0.28 ns per element of W on one
-thread), so thin blocks cost more than cache misses in the epilogue: single thread,
-float32 (1024, 1024, 1024), relu: GEMM alone 10.76 ms, GEMM + fused bias/relu unblocked
-10.80 ms, blocks of 512 rows 11.08 ms, 256 rows 11.29 ms, 128 rows 12.60 ms. Blocks are
-therefore as large as the split allows (one per thread, more only above 1024 rows per
-thread), not cache-sized; the epilogue still runs on each block right after its GEMM.
-Small problems (fewer than 16 rows or 2**18 multiply-adds) run on one block: BLAS
-alone (capped at ``get_num_threads()``), then the epilogue.
-
-The BLAS thread cap is process-wide while a call runs: another Python thread calling
-SciPy's BLAS at that moment sees it too (as with ``threadpoolctl``).
+Design
+------
+* The matrix products are NumPy's own ``np.matmul`` (its BLAS, with its threads), on
+  the whole batch. The epilogue (bias add and activation) then runs row by row on the
+  product while it is in cache: each row is biased and handed, still in L1, to the
+  vectorised span of the activation's own ufunc (``src/_dense.pxi``), so a dense layer
+  computes exactly what ``actfast.NAME`` computes. The backward is one fused pass for
+  ``dz = dy * f'(.)`` and ``db = dz.sum(0)`` (in double, per fixed chunk of rows), then
+  ``dW = x.T @ dz`` and ``dx = dz @ W.T`` with NumPy's BLAS.
+* Why NumPy's BLAS and not SciPy's ``cython_blas`` inside our own threads (what 0.1
+  did): NumPy and SciPy wheels carry two different OpenBLAS builds, each with a pool of
+  workers that busy-wait for ~0.1 s after a call. Our users call ``x @ W`` themselves
+  between layers, so NumPy's workers are always spinning; a layer that ran its GEMMs
+  in another pool (SciPy's, or OpenMP threads) had to share the cores with them and
+  lost 2-10x in a training loop (bench/DENSE.md has the measurements of both
+  designs). Using NumPy's BLAS puts every GEMM of the step in one pool, the one that
+  is awake; the elementwise work goes to actfast's pool, whose helpers claim chunks
+  only when they are free and sleep right after (``src/actfast_pool.h``).
+* No blocking of rows between GEMM and epilogue: every BLAS call packs all of W again,
+  which cost more than the epilogue's cache misses at every shape measured
+  (bench/DENSE.md); the GEMM's result of a layer is in the last-level cache when the
+  epilogue reads it.
+* ``x`` and ``W`` may have any layout: ``np.matmul`` passes transposed and
+  Fortran-ordered operands to BLAS with its transpose flags and copies the others.
+* Threads: NumPy's BLAS uses its own thread count, lowered for the call to
+  :func:`actfast.get_num_threads` when that is smaller (``actfast.num_threads(1)``
+  makes the whole layer single-threaded); the elementwise passes use actfast's pool.
+  Results do not depend on the thread count of the elementwise part (``db`` is summed
+  in a fixed order); BLAS itself may round differently with other thread counts.
+* The GIL is released inside the BLAS calls and the elementwise passes.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -134,10 +109,18 @@ _FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "se
 
 
 class _Act:
-    __slots__ = ("name", "kernel", "p0", "p1", "saves")
+    """A resolved activation: its parameters and the kernels (indices into the kernel
+    module's span table, -1 for none) of its forward and of the gradient that
+    dense_grad computes from what :func:`dense_saves` names."""
+
+    __slots__ = ("name", "kernel", "p0", "p1", "saves", "forward", "grad")
 
     def __init__(self, name: str, kernel: str, p0: float, p1: float, saves: str) -> None:
         self.name, self.kernel, self.p0, self.p1, self.saves = name, kernel, p0, p1, saves
+        index = _dispatch.kernels.KERNEL_INDEX
+        linear = name == "linear"
+        self.forward = -1 if linear else index[kernel]
+        self.grad = -1 if linear else index[kernel + ("_grad_from_output" if saves == "y" else "_grad")]
 
 
 def _resolve(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
@@ -214,46 +197,38 @@ def dense_saves(activation: str | None = "relu", **params: Any) -> str:
 # Compiled module, BLAS threads
 # --------------------------------------------------------------------------------------
 
-_kernel_module = None
-
-
 def _kern():
-    global _kernel_module
-    if _kernel_module is None:
-        _kernel_module = importlib.import_module(f"actfast._dense_{_dispatch.isa}")
-    return _kernel_module
+    """The kernel module (the same instruction-set variant as the elementwise ufuncs)."""
+    return _dispatch.kernels
 
 
 class _BlasThreads:
-    """Caps SciPy's BLAS thread count for the duration of a call.
+    """Lowers NumPy's BLAS thread count for the duration of a call, when actfast's
+    thread count (:func:`actfast.get_num_threads`) is the smaller.
 
-    The libraries are found once with threadpoolctl, after SciPy's BLAS is loaded. For
-    OpenBLAS with its own (pthreads) pool, ``openblas_get/set_num_threads`` are called
-    directly: threadpoolctl's ``set_num_threads`` lets only the first Python thread that
-    used it change OpenBLAS's limit (threadpoolctl >= 3.6) and would silently do nothing
-    from any other thread, and it costs ~0.3 us per call where ctypes costs ~0.1 us.
-    An OpenBLAS built on OpenMP needs no cap: called inside our parallel region it is a
-    nested region, which libgomp runs on one thread. Other BLAS libraries (MKL, BLIS)
-    go through threadpoolctl.
+    The libraries are found once with threadpoolctl. For OpenBLAS with its own
+    (pthreads) pool, ``openblas_get/set_num_threads`` are called directly: threadpoolctl's
+    ``set_num_threads`` lets only the first Python thread that used it change OpenBLAS's
+    limit (threadpoolctl >= 3.6) and would silently do nothing from any other thread.
+    An OpenMP-threaded BLAS follows the OpenMP limits already; other BLAS libraries
+    (MKL, BLIS) go through threadpoolctl. The cap is process-wide while a call runs:
+    another Python thread calling NumPy's BLAS at that moment sees it too (as with
+    ``threadpoolctl``).
     """
 
     def __init__(self) -> None:
-        self.libs: list[tuple[Callable[[], int], Callable[[int], Any]]] | None
+        self.libs: list[tuple[Callable[[], int], Callable[[int], Any]]] = []
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            self.libs = None
-            self.c_ready = False
             return
+        np.ones((2, 2)) @ np.ones((2, 2))     # make sure NumPy's BLAS is loaded
         libs = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
-        # scipy.linalg.cython_blas calls SciPy's own BLAS; the others (NumPy's) are not
-        # used by a dense call and need not be touched. If none can be told apart, cap all.
-        scipy_libs = [lc for lc in libs if "scipy.libs" in lc.filepath.replace("\\", "/")
-                      or "/scipy/" in lc.filepath.replace("\\", "/")]
-        self.libs = []
-        addresses = []          # C function addresses, for the kernel's own cap
-        c_ready = True
-        for lc in scipy_libs or libs:
+        # np.matmul calls NumPy's own BLAS (numpy.libs/ in the wheels); SciPy's and the
+        # others are not used by a dense call. If none can be told apart, cap all.
+        ours = [lc for lc in libs if "numpy.libs" in lc.filepath.replace("\\", "/")
+                or "/numpy/" in lc.filepath.replace("\\", "/")]
+        for lc in ours or libs:
             if lc.internal_api == "openblas":
                 if getattr(lc, "threading_layer", None) == "openmp":
                     continue
@@ -264,22 +239,13 @@ class _BlasThreads:
                     get = set_ = None
                 if get is not None and set_ is not None:
                     self.libs.append((get, set_))
-                    addresses.append((ctypes.cast(get, ctypes.c_void_p).value,
-                                      ctypes.cast(set_, ctypes.c_void_p).value))
                     continue
             self.libs.append((lc.get_num_threads, lc.set_num_threads))
-            c_ready = False
-        # With only OpenBLAS (or nothing to cap), the kernel plans and caps by itself in C,
-        # which saves ~1 us of Python per call (it matters at batch 1).
-        self.addresses = addresses
-        self.c_ready = c_ready and len(addresses) <= 8
-        if self.c_ready:
-            _kern()._register_blas(addresses)
 
     def cap(self, n: int) -> list[tuple[Callable[[int], Any], int]] | None:
         """Lower every BLAS pool above n threads to n; returns what to restore."""
         changed = None
-        for get, set_ in self.libs or ():
+        for get, set_ in self.libs:
             cur = get()
             if cur is not None and cur > n:
                 set_(n)
@@ -295,45 +261,34 @@ class _BlasThreads:
 
 
 _blas: _BlasThreads | None = None
+# The thread count below which NumPy's BLAS is capped for a call: the count actfast
+# would use by default, so that the common case (nothing lowered) costs no BLAS query.
+_default_threads: int | None = None
 
 
 def _blas_threads() -> _BlasThreads:
     global _blas
     if _blas is None:
-        _kern()  # load SciPy's BLAS first, so that threadpoolctl sees it
         _blas = _BlasThreads()
     return _blas
 
 
-# Threading of the forward (see the module docstring): 0 = (a) prange over row blocks
-# with single-threaded BLAS, 1 = (b) multi-threaded BLAS per block + OpenMP epilogue.
-_DEFAULT_MODE = 0
-# The backward likewise: 0 = dz, db and dx by row blocks then dW by column blocks, all on
-# OpenMP threads with single-threaded BLAS; 1 = an OpenMP dz pass, then two GEMMs with
-# BLAS's own threads.
-_DEFAULT_BACKWARD_MODE = 0
-# Rows per block. Every BLAS call packs all of W again, which costs ~0.28 ns per element
-# of W (single thread, float32, measured); a block of r rows makes ~0.01 * r ns of GEMM
-# work per element of W, so the packing overhead is ~28 / r: ~3% at 1024 rows, 11% at 256,
-# 22% at 128. The fused epilogue itself was measured nearly free at any block size
-# (relu at 1024^3: GEMM 10.76 ms, GEMM + fused epilogue unblocked 10.80 ms), so the
-# blocks are made as large as the parallel split allows, not cache-sized.
-_ROWS_PER_BLOCK = 1024
-# Below this many multiply-adds (batch * n_in * n_out) one thread does it all: OpenBLAS
-# itself stays single-threaded below 2**18 (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD).
-_SERIAL_WORK = 1 << 18
-_MIN_PARALLEL_ROWS = 16
-
-
-def _plan(batch: int, nthreads: int, mode: int, work: int = _SERIAL_WORK) -> int:
-    """Rows per block for a batch."""
-    if mode == 0:
-        if nthreads <= 1 or batch < _MIN_PARALLEL_ROWS or work < _SERIAL_WORK:
-            return max(1, batch)              # one block: BLAS alone, then the epilogue
-        nblocks = nthreads * max(1, batch // (nthreads * _ROWS_PER_BLOCK))
-        return max(1, -(-batch // nblocks))
-    return max(1, min(batch, _ROWS_PER_BLOCK))
-
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``np.matmul(a, b, out=out)`` with NumPy's BLAS held to actfast's thread count."""
+    global _default_threads
+    if _default_threads is None:
+        _default_threads = max(1, os.cpu_count() or 1)
+    nthreads = get_num_threads()
+    if nthreads >= _default_threads:
+        np.matmul(a, b, out=out)
+        return
+    blas = _blas or _blas_threads()
+    changed = blas.cap(nthreads)
+    try:
+        np.matmul(a, b, out=out)
+    finally:
+        if changed:
+            blas.restore(changed)
 
 # --------------------------------------------------------------------------------------
 # Argument checking
@@ -424,9 +379,9 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
 
     Notes
     -----
-    The product goes through SciPy's BLAS; bias and activation are applied to each block
-    of rows right after the GEMM that produced it (a fused epilogue). Threads: see the
-    module docstring of ``actfast.dense``.
+    The product is NumPy's ``np.matmul`` (its BLAS and threads); bias and activation are
+    then applied row by row while the product is in cache, by the activation's own
+    vectorised kernel. Threads: see the module docstring of ``actfast.dense``.
     """
     act = _resolve_cached("dense", activation, params)
     if type(x) is not np.ndarray:
@@ -462,41 +417,14 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
     if b is not None and not (b.flags.c_contiguous and b.flags.aligned):
         b = np.ascontiguousarray(b)
     if batch and n_out:
-        k = _kernel_module or _kern()
-        if vector:
-            y2 = y.reshape(1, n_out)
-            z2 = None if z is None else z.reshape(1, n_out)
-        else:
-            y2, z2 = y, z
-        blas = _blas or _blas_threads()
-        if blas.c_ready:
-            # The same plan as _plan/_forward, made in C, with the BLAS cap done there too.
-            k.forward(x2, W, b, y2, z2, k.ACTIVATION_CODES[act.kernel], act.p0, act.p1, get_num_threads(), -1, 0)
-        else:
-            _forward(x2, W, b, y2, z2, k.ACTIVATION_CODES[act.kernel], act.p0, act.p1)
+        _matmul(x, W, y)
+        k = _dispatch.kernels
+        y2 = y.reshape(1, n_out) if vector else y
+        z2 = None if z is None else (z.reshape(1, n_out) if vector else z)
+        k._dense_epilogue(y2, b, z2, act.forward, act.p0, act.p1)
+    elif z is not None:
+        z[...] = y
     return (y, z) if return_z else y
-
-
-def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None:  # noqa: ANN001
-    k = _kernel_module or _kern()
-    blas = _blas or _blas_threads()
-    nthreads = get_num_threads()
-    batch = y2.shape[0]
-    if mode is None:
-        mode = _DEFAULT_MODE if blas.libs is not None else 1
-    if block_rows is None:
-        block_rows = _plan(batch, nthreads, mode, batch * x2.shape[1] * y2.shape[1])
-    # (a): BLAS single-threaded under the OpenMP threads; otherwise BLAS runs alone, with
-    # at most actfast's thread count.
-    parallel = nthreads > 1 and (mode == 2 or (mode == 0 and batch > block_rows))
-    if parallel and mode == 0 and batch < y2.shape[1]:
-        mode = 2   # split by columns: each thread packs its part of W, not all of it
-    changed = blas.cap(1 if parallel else nthreads)
-    try:
-        k.forward(x2, W, b, y2, z2, code, p0, p1, nthreads, mode, block_rows)
-    finally:
-        if changed:
-            blas.restore(changed)
 
 
 # --------------------------------------------------------------------------------------
@@ -505,15 +433,14 @@ def _forward(x2, W, b, y2, z2, code, p0, p1, mode=None, block_rows=None) -> None
 
 
 def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, activation: str | None = "relu",
-               *, compute_dx: bool = True, _mode: int | None = None, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+               *, compute_dx: bool = True, **params: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of :func:`dense`: ``(dx, dW, db)`` for the upstream gradient ``dy``.
 
     ``dz = dy * act'(.)`` is computed in one pass together with ``db = dz.sum(axis=0)``
-    (summed in double); ``dx = dz @ W.T`` and ``dW = x.T @ dz`` are BLAS GEMMs. With
-    several threads, each thread takes a block of rows, computes its ``dz`` and its rows
-    of ``dx`` right away (``dz`` still in cache), then the threads split ``dW``; see the
-    module docstring. ``dz`` is the only temporary of the output's size. The GIL is
-    released throughout.
+    (summed in double), by the kernels of ``actfast.NAME_grad`` (from ``z``) or
+    ``actfast.NAME_grad_from_output`` (from ``y``); ``dx = dz @ W.T`` and
+    ``dW = x.T @ dz`` are NumPy's BLAS GEMMs (see the module docstring). ``dz`` is the
+    only temporary of the output's size. The GIL is released throughout.
 
     Parameters
     ----------
@@ -590,46 +517,15 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
         dy2 = np.ascontiguousarray(dy2)
     if not s2.flags.c_contiguous:
         s2 = np.ascontiguousarray(s2)
-    k = _kernel_module or _kern()
-    nthreads = get_num_threads()
     db = np.empty(n_out, dtype)
     dW = np.empty((n_in, n_out), dtype)
     dx = np.empty((batch, n_in), dtype) if compute_dx else None
-    if (_DEFAULT_BACKWARD_MODE if _mode is None else _mode) == 0 and nthreads > 1 \
-            and batch >= _MIN_PARALLEL_ROWS and batch * n_in * n_out >= _SERIAL_WORK:
-        # (a): everything on the OpenMP threads, BLAS capped at one thread meanwhile.
-        dz = np.empty((batch, n_out), dtype)
-        blas = _blas or _blas_threads()
-        changed = blas.cap(1)
-        try:
-            k.backward_fused(dy2, s2, dz, db, x2, W, dx, dW, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
-                             act.p0, act.p1, nthreads)
-        finally:
-            if changed:
-                blas.restore(changed)
-        if dx is not None and vector:
-            dx = dx.reshape(n_in)
-        return dx, dW, db
-    if batch and n_out:
-        # The one temporary of the output's size.
-        dz = np.empty((batch, n_out), dtype)
-        k.backward_dz(dy2, s2, dz, db, k.ACTIVATION_CODES[act.kernel], act.saves == "y",
-                      act.p0, act.p1, nthreads)
-    else:
-        db.fill(0)
-    if batch and n_in and n_out:
-        # OpenMP is idle here; BLAS gets at most actfast's thread count.
-        blas = _blas or _blas_threads()
-        changed = blas.cap(nthreads)
-        try:
-            k.backward_gemm(dz, x2, W, dx, dW)
-        finally:
-            if changed:
-                blas.restore(changed)
-    else:
-        dW.fill(0)
-        if dx is not None:
-            dx.fill(0)
+    # The one temporary of the output's size.
+    dz = np.empty((batch, n_out), dtype)
+    _dispatch.kernels._dense_dz(dy2, s2, dz, db, act.grad, act.p0, act.p1)
+    _matmul(x2.T, dz, dW)
+    if dx is not None:
+        _matmul(dz, W.T, dx)
     if dx is not None and vector:
         dx = dx.reshape(n_in)
     return dx, dW, db

@@ -1,0 +1,185 @@
+# Included by _kernels.pyx.tp: the elementwise half of the fused dense layer
+# (actfast/dense.py does the GEMMs with NumPy's own BLAS).
+#
+# Design: the epilogue (bias add, activation) and the backward's dz = dy * f'(.) with
+# the bias gradient db = sum_rows dz are row loops over the GEMM's result. Each row is
+# first biased (a short loop that vectorises) and then handed, while it is in L1, to
+# the same span that the activation's ufunc runs, so the dense layer computes exactly
+# what actfast.NAME computes, vectorised, with no second copy of any activation. Rows
+# go to the pool in fixed chunks; db is summed in double per chunk, and the chunks'
+# sums are added in chunk order, so the result does not depend on the thread count.
+
+from libc.string cimport memcpy
+
+
+ctypedef struct rows_ctx:
+    span_t span             # NULL: no activation (linear)
+    int nparams
+    char *out               # (rows, n), C-contiguous: y (epilogue) or dz (backward)
+    char *aux               # epilogue: z or NULL; backward: the saved z or y
+    const char *vec         # epilogue: the bias or NULL; backward: dy
+    double *acc             # backward: one row of n partial sums per chunk
+    npy_intp n
+    npy_intp rows_per_chunk
+    npy_intp steps[5]
+    float pf[2]
+    double pd[2]
+
+
+cdef inline npy_intp rows_per_chunk(npy_intp rows, npy_intp n, int cost) noexcept nogil:
+    """At most 64 chunks, none smaller than a quarter of the parallel threshold; fixed
+    by the shape alone (not the thread count), so that per-chunk sums are too."""
+    cdef npy_intp items
+    if n <= 0:
+        return 1
+    items = max((rows * n + 63) // 64, _min_per_thread[cost] // 4)
+    return max(<npy_intp>1, (items + n - 1) // n)
+
+
+cdef inline void set_span_args(rows_ctx *c, char **args, char *src, char *dy, char *dst, bint use_float) noexcept nogil:
+    cdef int j, k = 0
+    args[k] = src
+    k += 1
+    if dy != NULL:
+        args[k] = dy
+        k += 1
+    for j in range(c.nparams):
+        args[k] = <char *>&c.pf[j] if use_float else <char *>&c.pd[j]
+        k += 1
+    args[k] = dst
+
+
+cdef inline void epilogue_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef rows_ctx *c = <rows_ctx *>ctx
+    cdef npy_intp i, j, n = c.n
+    cdef real_t *y
+    cdef real_t *src
+    cdef const real_t *b = <const real_t *>c.vec
+    cdef char *args[4]
+    for i in range(lo, hi):
+        y = <real_t *>c.out + i * n
+        if c.span == NULL:           # linear: z is y
+            if b != NULL:
+                for j in range(n):
+                    y[j] = y[j] + b[j]
+            if c.aux != NULL:
+                memcpy(c.aux + i * n * <npy_intp>sizeof(real_t), y, n * sizeof(real_t))
+            continue
+        src = y
+        if c.aux != NULL:
+            src = <real_t *>c.aux + i * n
+            if b != NULL:
+                for j in range(n):
+                    src[j] = y[j] + b[j]
+            else:
+                memcpy(src, y, n * sizeof(real_t))
+        elif b != NULL:
+            for j in range(n):
+                y[j] = y[j] + b[j]
+        set_span_args(c, args, <char *>src, NULL, <char *>y, real_t is float)
+        c.span(args, c.steps, 0, n)
+
+
+cdef inline void dz_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef rows_ctx *c = <rows_ctx *>ctx
+    cdef npy_intp i, j, n = c.n
+    cdef real_t *dz
+    cdef real_t *dy
+    cdef double *acc
+    cdef char *args[5]
+    for i in range(lo, hi):
+        dz = <real_t *>c.out + i * n
+        dy = <real_t *>c.vec + i * n
+        if c.span != NULL:
+            set_span_args(c, args, c.aux + i * n * <npy_intp>sizeof(real_t), <char *>dy, <char *>dz, real_t is float)
+            c.span(args, c.steps, 0, n)
+        elif dz != dy:
+            memcpy(dz, dy, n * sizeof(real_t))
+        acc = c.acc + (i // c.rows_per_chunk) * n
+        for j in range(n):
+            acc[j] += dz[j]
+
+
+# Concrete chunk functions for the pool (a function pointer cannot be fused-typed).
+cdef void epilogue_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    epilogue_rows(c, lo, hi, <float>0)
+cdef void epilogue_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    epilogue_rows(c, lo, hi, <double>0)
+cdef void dz_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    dz_rows(c, lo, hi, <float>0)
+cdef void dz_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    dz_rows(c, lo, hi, <double>0)
+
+
+cdef int rows_setup(rows_ctx *c, Py_ssize_t kernel, cnp.ndarray out, double p0, double p1, int nvec) except -1:
+    cdef int j, cost = 0
+    cdef bint is_float = cnp.PyArray_TYPE(out) == NPY_FLOAT
+    c.span = NULL
+    c.nparams = 0
+    if kernel >= 0:
+        c.span = span_table_f[kernel] if is_float else span_table_d[kernel]
+        c.nparams = span_nparams[kernel]
+        cost = span_cost[kernel]
+    c.out = <char *>cnp.PyArray_DATA(out)
+    c.aux = NULL
+    c.vec = NULL
+    c.acc = NULL
+    c.n = out.shape[1]
+    c.pf[0], c.pf[1] = <float>p0, <float>p1
+    c.pd[0], c.pd[1] = p0, p1
+    for j in range(nvec):
+        c.steps[j] = out.itemsize
+    for j in range(c.nparams):
+        c.steps[nvec + j] = 0
+    c.steps[nvec + c.nparams] = out.itemsize
+    c.rows_per_chunk = rows_per_chunk(out.shape[0], c.n, cost)
+    return cost
+
+
+def _dense_epilogue(cnp.ndarray y, b, z, Py_ssize_t kernel, double p0, double p1):
+    """y[:] = f(y + b) in place, z[:] = y + b first when z is not None. y and z
+    C-contiguous (rows, n), b None or contiguous (n,), one float dtype; kernel is
+    KERNEL_INDEX[name] of the forward, or -1 for none. Checked by actfast/dense.py."""
+    cdef rows_ctx c
+    cdef npy_intp rows = y.shape[0]
+    cdef int cost = rows_setup(&c, kernel, y, p0, p1, 1)
+    cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
+    cdef af_chunk_fn fn = epilogue_rows_f if cnp.PyArray_TYPE(y) == NPY_FLOAT else epilogue_rows_d
+    if z is not None:
+        c.aux = <char *>cnp.PyArray_DATA(<cnp.ndarray>z)
+    if b is not None:
+        c.vec = <const char *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    with nogil:
+        af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
+        af_clear_fp_status()
+
+
+def _dense_dz(cnp.ndarray dy, cnp.ndarray s, cnp.ndarray dz, cnp.ndarray db, Py_ssize_t kernel, double p0, double p1):
+    """dz[:] = dy * f'(.) from s (z for NAME_grad, y for NAME_grad_from_output) and
+    db[:] = dz.sum(axis=0), summed in double. dy, s, dz C-contiguous (rows, n), db (n,),
+    one float dtype; dz may be dy itself; kernel is KERNEL_INDEX[grad name] or -1 (dz = dy)."""
+    cdef rows_ctx c
+    cdef npy_intp rows = dy.shape[0], nchunks, j, k
+    cdef int cost = rows_setup(&c, kernel, dz, p0, p1, 2)
+    cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
+    cdef af_chunk_fn fn = dz_rows_f if cnp.PyArray_TYPE(dz) == NPY_FLOAT else dz_rows_d
+    cdef double total
+    cdef bint is_float = cnp.PyArray_TYPE(dz) == NPY_FLOAT
+    cdef char *dbp = <char *>cnp.PyArray_DATA(db)
+    cdef cnp.ndarray acc
+    c.aux = <char *>cnp.PyArray_DATA(s)
+    c.vec = <const char *>cnp.PyArray_DATA(dy)
+    nchunks = max(<npy_intp>1, (rows + c.rows_per_chunk - 1) // c.rows_per_chunk)
+    acc = np.zeros((nchunks, c.n), np.float64)
+    c.acc = <double *>cnp.PyArray_DATA(acc)
+    with nogil:
+        af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
+        for j in range(c.n):
+            total = 0
+            for k in range(nchunks):
+                total += c.acc[k * c.n + j]
+            if is_float:
+                (<float *>dbp)[j] = <float>total
+            else:
+                (<double *>dbp)[j] = total
+        af_clear_fp_status()

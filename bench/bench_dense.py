@@ -44,7 +44,7 @@ import scipy  # noqa: E402
 import scipy.special  # noqa: E402
 
 SHAPES = [(1, 512, 512), (64, 512, 512), (256, 1024, 1024), (1024, 1024, 1024), (4096, 784, 256)]
-ACTS = ["relu", "sigmoid", "gelu"]
+ACTS = ["relu", "sigmoid", "gelu", "tanh"]
 SQRT2 = math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -55,6 +55,8 @@ def numpy_forward(act, x, W, b):
         return np.maximum(z, 0)
     if act == "sigmoid":
         return 1 / (1 + np.exp(-z))
+    if act == "tanh":
+        return np.tanh(z)
     return 0.5 * z * (1 + scipy.special.erf(z / np.sqrt(2)))
 
 
@@ -63,6 +65,8 @@ def numpy_backward(act, dy, x, W, saved):
         dz = dy * (saved > 0)
     elif act == "sigmoid":
         dz = dy * saved * (1 - saved)
+    elif act == "tanh":
+        dz = dy * (1 - saved * saved)
     else:
         z = saved
         dz = dy * (0.5 * (1 + scipy.special.erf(z / np.sqrt(2))) + z * np.exp(-0.5 * z * z) * INV_SQRT2PI)
@@ -137,14 +141,11 @@ def main():
     ap.add_argument("--min", action="store_true", help="also print the minimum over rounds")
     ap.add_argument("--no-backward", action="store_true")
     ap.add_argument("--threads", type=int, default=0,
-                    help="run actfast and both BLAS libraries (NumPy's, SciPy's) on this many threads")
-    ap.add_argument("--modes", action="store_true",
-                    help="compare the threading designs (a) and (b) instead (see actfast/dense.py)")
+                    help="run actfast and NumPy's BLAS on this many threads")
     args = ap.parse_args()
     if args.threads:
         from threadpoolctl import threadpool_limits
 
-        actfast.dense(np.ones((2, 2)), np.ones((2, 2)))   # loads SciPy's BLAS
         actfast.set_num_threads(args.threads)
         with threadpool_limits(args.threads, user_api="blas"):
             return run(args)
@@ -156,7 +157,6 @@ def run(args):
     acts = args.acts.split(",")
 
     rng = np.random.default_rng(0)
-    # Load SciPy's BLAS (actfast's dense module) before listing the thread pools.
     actfast.dense(np.ones((2, 2)), np.ones((2, 2)))
     print(f"machine: {platform.machine()} {actfast._config._cpu_model()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
@@ -170,9 +170,6 @@ def run(args):
     print(f"median of {args.rounds} interleaved rounds (each the best of a few calls); ms unless marked; "
           "ratio = time / bare")
 
-    if args.modes:
-        compare_modes(args, shapes, acts, rng)
-        return
     for dtname in args.dtypes.split(","):
         dt = np.dtype(dtname)
         for (B, n_in, n_out) in shapes:
@@ -211,38 +208,6 @@ def run(args):
             print_rows(acts, med, mn, args.min)
             sys.stdout.flush()
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-
-
-def compare_modes(args, shapes, acts, rng):
-    """(a) prange over row blocks with single-threaded BLAS, vs (b) blocks in turn with
-    multi-threaded BLAS and an OpenMP epilogue (blocks of 1024 rows, and one block =
-    unfused); backward (a) all on OpenMP threads vs (b) OpenMP dz pass + BLAS threads."""
-    import importlib
-
-    dmod = importlib.import_module("actfast.dense")
-    k = dmod._kern()
-    for dtname in args.dtypes.split(","):
-        dt = np.dtype(dtname)
-        for (B, n_in, n_out) in shapes:
-            if B < 16:
-                continue
-            x, W, b, dy, y, flops, inner = make_problem(rng, B, n_in, n_out, dt)
-            for a in acts:
-                code = k.ACTIVATION_CODES[a]
-                yv, zv = actfast.dense(x, W, b, a, return_z=True)
-                saved = yv if actfast.dense_saves(a) == "y" else zv
-                c = {
-                    "bare x@W": lambda: np.matmul(x, W, out=y),
-                    "fwd (a)": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=0),
-                    "fwd (b) 1024-row blocks": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=1),
-                    "fwd (b) unfused": lambda: dmod._forward(x, W, b, y, None, code, 0.0, 0.0, mode=1, block_rows=B),
-                    "bwd (a)": lambda: actfast.dense_grad(dy, x, W, saved, a, _mode=0),
-                    "bwd (b)": lambda: actfast.dense_grad(dy, x, W, saved, a, _mode=1),
-                }
-                t = run_rounds(c, args.rounds, inner)
-                print(f"{dtname} {(B, n_in, n_out)} {a:8s} " + "  ".join(
-                    f"{n} {fmt(statistics.median(v))}" + (f" [{fmt(min(v))}]" if args.min else "")
-                    for n, v in t.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,10 @@ register(
     "Time every activation, forward and gradient, against NumPy's idiomatic expression "
     "(and PyTorch's CPU kernels and numexpr when installed), after checking each "
     "implementation against a float64 reference. Prints a table per dtype; exits with "
-    "status 1 if an actfast result fails the check.",
+    "status 1 if an actfast result fails the check. --scenario train times an MLP training "
+    "step (NumPy, NumPy with actfast's activations, actfast.Dense, PyTorch) and scikit-learn's "
+    "MLPClassifier with actfast's activations; --scenario loop times every op right after a "
+    "NumPy matmul, as in a training loop.",
 )
 
 register(

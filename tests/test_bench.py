@@ -1,5 +1,6 @@
 """`actfast bench`: end to end on tiny sizes, the JSON fields, --plot, --markdown, and the
-correctness gate that keeps a wrong implementation out of the race."""
+correctness gate that keeps a wrong implementation out of the race; the same for
+`--scenario train` (the MLP step, scikit-learn restored) and `--scenario loop`."""
 
 import io
 import json
@@ -13,6 +14,7 @@ import pytest
 
 import actfast
 from actfast import _bench
+from actfast._bench import loop, train
 from actfast.__main__ import COMMANDS, build_parser, main, register
 
 # Tiny and fast: two sizes, 2 samples of >= 0.2 ms, no torch (its import alone is slow).
@@ -275,3 +277,148 @@ def test_torch_and_numexpr_agree_with_the_reference_in_float32():
     assert res["records"]
     bad = [(r["impl"], r["op"], r["kind"], r["error"]) for r in res["records"] if not r["correct"]]
     assert not bad
+
+
+# --------------------------------------------------------------------------------------
+# --scenario train and --scenario loop
+# --------------------------------------------------------------------------------------
+
+TRAIN_TINY = ["bench", "--scenario", "train", "--batches", "2", "--activations", "relu", "--rounds", "1",
+              "--min-batch-ms", "0.1", "--no-torch", "--no-sklearn", "--no-progress"]
+LOOP_TINY = ["bench", "--scenario", "loop", "--ops", "relu,sigmoid", "--shape", "8,16", "--rounds", "1",
+             "--min-batch-ms", "0.1", "--no-progress"]
+
+
+def test_train_scenario_end_to_end(tmp_path, capsys):
+    path = tmp_path / "train.json"
+    assert main([*TRAIN_TINY, "--activations", "relu,gelu", "--json", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "MLP 784-512-512-10 float32, one SGD step" in text and "numpy+actfast / numpy" in text
+    assert "every way's update matched the float64 reference step" in text
+    doc = json.loads(path.read_text())
+    assert doc["meta"]["scenario"] == "train" and doc["meta"]["settings"]["batches"] == [2]
+    recs = doc["records"]
+    assert {(r["activation"], r["impl"]) for r in recs} == {
+        (a, i) for a in ("relu", "gelu") for i in ("numpy", "numpy+actfast", "actfast.Dense")}
+    for r in recs:
+        assert r["part"] == "step" and r["batch"] == 2 and r["correct"], r
+        assert r["median_s"] > 0 and r["number"] >= train.MIN_STEPS and r["n_samples"] == 1
+        assert r["max_rel_err"] < 1e-4
+
+
+def test_train_check_catches_a_wrong_way():
+    """A backward that forgets relu's mask, and one whose gradient is 1 % off, are flagged
+    and not timed; one that raises is reported; the others are unaffected."""
+    def wrong(scale=1.0, mask=True):
+        def build(problem, lr):
+            grad = train.OPS[(problem.activation, "grad")].numpy
+            return train.NumpyMLP(problem, lr, actfast.relu,
+                                  (lambda z, dy: scale * grad(z, dy, None)) if mask else (lambda z, dy: dy),
+                                  actfast.softmax)
+        return build
+
+    def raises(problem, lr):
+        raise RuntimeError("boom")
+
+    ways = train.default_ways(no_torch=True) + [
+        train.Way("no-mask", wrong(mask=False)), train.Way("one-percent", wrong(scale=1.01)),
+        train.Way("raises", raises)]
+    out = io.StringIO()
+    res = train.run(build_parser().parse_args(TRAIN_TINY), ways=ways, stream=out)
+    by = {r["impl"]: r for r in res["records"]}
+    for name in ("no-mask", "one-percent"):
+        assert not by[name]["correct"] and by[name]["median_s"] is None and by[name]["n_samples"] == 0
+        assert by[name]["error"].startswith("wrong result"), by[name]
+    assert not by["raises"]["correct"] and "boom" in by["raises"]["error"]
+    assert all(by[n]["correct"] and by[n]["median_s"] > 0 for n in ("numpy", "numpy+actfast", "actfast.Dense"))
+    text = out.getvalue()
+    assert "WRONG" in text and "EXCLUDED" in text and "no-mask relu batch 2" in text
+
+
+def test_train_ways_agree_with_torch():
+    pytest.importorskip("torch")
+    for act in ("gelu", "sigmoid"):
+        problem = train.make_problem(act, 3)
+        ref = train.reference_updates(problem)
+        for way in train.default_ways():
+            ok, err, why = train.check_step(way.build(problem, train.CHECK_LR), problem, ref)
+            assert ok, (way.name, act, why)
+
+
+def test_sklearn_part_restores_sklearn():
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network import _base
+    before = dict(_base.ACTIVATIONS), dict(_base.DERIVATIVES)
+    recs = train.measure_sklearn(
+        ["relu", "tanh"], rounds=1,
+        data={"n_samples": 300, "n_features": 16, "n_informative": 8, "n_classes": 3},
+        model={"hidden_layer_sizes": (8,), "batch_size": 100, "max_iter": 1})
+    assert _base.ACTIVATIONS == before[0] and _base.DERIVATIVES == before[1]
+    assert all(_base.ACTIVATIONS[k] is v for k, v in before[0].items())
+    assert all(_base.DERIVATIVES[k] is v for k, v in before[1].items())
+    by = {(r["activation"], r["impl"]): r for r in recs}
+    assert set(by) == {(a, i) for a in ("relu", "tanh") for i in ("sklearn", "sklearn+actfast")}
+    for a in ("relu", "tanh"):
+        plain, ours = by[(a, "sklearn")], by[(a, "sklearn+actfast")]
+        assert plain["correct"] and ours["correct"] and ours["median_s"] > 0
+        assert abs(plain["train_accuracy"] - ours["train_accuracy"]) <= 0.02
+        assert f"ACTIVATIONS[{a!r}]" in ours["patched"]
+    # restored even when the fit raises
+    with pytest.raises(RuntimeError):
+        with train.sklearn_patched("logistic"):
+            assert _base.ACTIVATIONS["logistic"] is not before[0]["logistic"]
+            raise RuntimeError
+    assert _base.ACTIVATIONS["logistic"] is before[0]["logistic"]
+    assert _base.DERIVATIVES["logistic"] is before[1]["logistic"]
+
+
+def test_loop_scenario_end_to_end(tmp_path, capsys):
+    path = tmp_path / "loop.json"
+    assert main([*LOOP_TINY, "--json", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "right after np.matmul((256x1024) @ (1024x1024) float32" in text and "sigmoid_grad" in text
+    doc = json.loads(path.read_text())
+    assert doc["meta"]["scenario"] == "loop" and doc["meta"]["settings"]["shape"] == [8, 16]
+    recs = doc["records"]
+    mm = [r for r in recs if r["op"] == "matmul"]
+    assert len(mm) == 1 and mm[0]["median_s"] > 0
+    ops = [r for r in recs if r["op"] != "matmul"]
+    assert {(r["op"], r["kind"], r["impl"]) for r in ops} == {
+        (o, k, i) for o in ("relu", "sigmoid") for k in ("forward", "grad") for i in ("actfast", "numpy")}
+    for r in ops:
+        assert r["correct"] and r["shape"] == [8, 16] and r["dtype"] == "float32"
+        assert r["op_cost_s"] == pytest.approx(r["median_s"] - mm[0]["median_s"])
+
+
+def test_loop_excludes_a_wrong_implementation():
+    impls = loop.default_impls() + [_bench.Impl("broken", _broken_relu)]
+    out = io.StringIO()
+    res = _bench.run(build_parser().parse_args([*LOOP_TINY, "--kind", "forward"]), impls=impls, stream=out)
+    broken = [r for r in res["records"] if r["impl"] == "broken"]
+    assert len(broken) == 1 and not broken[0]["correct"] and broken[0]["median_s"] is None
+    assert broken[0]["op_cost_s"] is None
+    assert "EXCLUDED" in out.getvalue()
+
+
+def test_new_scenarios_rerender_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    for args in (TRAIN_TINY, LOOP_TINY):
+        path = tmp_path / "r.json"
+        assert main([*args, "--json", str(path)]) == 0
+        capsys.readouterr()
+        png = tmp_path / "r.png"
+        assert main(["bench", "--load", str(path), "--markdown", "--plot", str(png)]) == 0
+        text = capsys.readouterr().out
+        assert "| relu |" in text or "| `relu` |" in text
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_new_scenarios_bad_arguments():
+    with pytest.raises(SystemExit):
+        main(["bench", "--scenario", "nosuch"])
+    with pytest.raises(SystemExit):
+        main([*TRAIN_TINY, "--activations", "nosuch"])
+    with pytest.raises(SystemExit):
+        main([*TRAIN_TINY, "--batches", "0"])
+    with pytest.raises(SystemExit):
+        main([*LOOP_TINY, "--shape", "8,abc"])

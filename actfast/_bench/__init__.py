@@ -1,10 +1,19 @@
 """``python -m actfast bench``: time actfast against NumPy (and PyTorch, numexpr).
 
+Three scenarios (``--scenario``): ``elementwise``, the default, described below (every
+op alone, against NumPy and the peers); ``train`` (:mod:`.train`: one SGD step of an
+MLP 784-512-512-10 four ways, NumPy, NumPy with actfast's activations, actfast.Dense
+and PyTorch, and scikit-learn's MLPClassifier with actfast's activations patched in),
+for what is left of the speed-up in a whole training step; ``loop`` (:mod:`.loop`:
+every op right after a NumPy matmul), for the cost of an op when OpenBLAS's threads
+have just held the cores. Their modules' docstrings say what they measure and how.
+
 The package: :mod:`.cases` (the op table, implementations, inputs, references, the
 check), :mod:`.timing` (interleaved timing, one case checked then timed, memory peaks,
-progress), :mod:`.report` (metadata, tables, plot, JSON) and :mod:`.cli` (the
-arguments and the run). Everything below is re-exported here, so
-``actfast._bench.run``, ``actfast._bench.time_interleaved`` ... keep working.
+progress), :mod:`.report` (metadata, tables, plot, JSON), :mod:`.cli` (the arguments
+and the elementwise run), :mod:`.train` and :mod:`.loop`. The names of the first four
+are re-exported here, so ``actfast._bench.run``, ``actfast._bench.time_interleaved``
+... keep working.
 
 What is timed
 -------------

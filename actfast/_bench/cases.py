@@ -464,11 +464,16 @@ def check(got: Any, ref: np.ndarray, dtype: np.dtype, tol: tuple[float, float]) 
     return True, max_err, None
 
 
-def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345):
+def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345,
+                shape: tuple[int, ...] | None = None):
+    """``x ~ 2.5 N(0, 1)`` and, for a gradient, ``dy ~ N(0, 1)``: ``size`` elements (rows
+    of SOFTMAX_WIDTH for softmax-like ops), or the given ``shape``."""
     rng = np.random.default_rng(seed)
-    if axis:
+    if shape is not None:
+        shape = tuple(shape)
+    elif axis:
         width = min(size, SOFTMAX_WIDTH)
-        shape: tuple[int, ...] = (max(1, size // width), width)
+        shape = (max(1, size // width), width)
     else:
         shape = (size,)
     x = (2.5 * rng.standard_normal(shape)).astype(dtype)

@@ -20,6 +20,7 @@ from .timing import Progress, _blas_limiter, measure_case
 QUICK_SIZES = (1_000, 100_000, 1_000_000)
 FULL_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 DENSE_SHAPES = ((64, 512, 512), (256, 1024, 1024))
+SCENARIOS = ("elementwise", "train", "loop")
 
 
 # --------------------------------------------------------------------------------------
@@ -55,17 +56,27 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
     if getattr(args, "load", None):
         with open(args.load) as f:
             result = json.load(f)
-        _emit(result, args, stream)
+        scenario = result.get("meta", {}).get("scenario", "elementwise")
+        if scenario == "elementwise":
+            _emit(result, args, stream)
+        else:
+            _scenario_module(scenario).emit(result, args, stream)
         return result
 
+    scenario = getattr(args, "scenario", None) or "elementwise"
+    if scenario == "train":
+        return _scenario_module("train").run(args, stream=stream)
     ops = _parse_list(args.ops) or OP_NAMES
     unknown = [o for o in ops if o not in OP_NAMES and o != "dense"]
     if unknown:
         raise SystemExit(f"actfast bench: unknown op(s) {unknown}; choose from {', '.join(OP_NAMES)}")
+    kinds = {"both": ("forward", "grad"), "forward": ("forward",), "grad": ("grad",)}[args.kind]
+    if scenario == "loop":
+        return _scenario_module("loop").run(args, [o for o in ops if o != "dense"], kinds, impls=impls,
+                                            stream=stream)
     sizes = [_parse_size(s) for s in _parse_list(args.sizes)] if args.sizes else \
         list(FULL_SIZES if args.full else QUICK_SIZES)
     dtypes = [np.dtype(args.dtype)] if args.dtype else [np.dtype(np.float32), np.dtype(np.float64)]
-    kinds = {"both": ("forward", "grad"), "forward": ("forward",), "grad": ("grad",)}[args.kind]
     n_samples = args.samples or (11 if args.full else 5)
     min_batch_s = (args.min_batch_ms if args.min_batch_ms is not None else (5.0 if args.full else 2.0)) / 1e3
     dense_shapes = [] if args.no_dense else \
@@ -80,6 +91,14 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
                           dense_shapes, impls)
     _emit(result, args, stream)
     return result
+
+
+def _scenario_module(name: str):
+    """The module of the train or loop scenario (imported when it runs)."""
+    import importlib
+    if name not in SCENARIOS[1:]:
+        raise SystemExit(f"actfast bench: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s, dense_shapes, impls):
@@ -141,6 +160,11 @@ def _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s, d
 # --------------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", choices=SCENARIOS, default="elementwise",
+                   help="elementwise (default): every activation and gradient alone, against NumPy; "
+                        "train: one SGD step of an MLP 784-512-512-10 (NumPy, NumPy with actfast's "
+                        "activations, actfast.Dense, PyTorch) and scikit-learn's MLPClassifier with "
+                        "actfast's activations; loop: every op right after a NumPy matmul, as in training")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true",
                    help="the default set: sizes 1e3,1e5,1e6, 5 samples of >= 2 ms (about a minute on 2 cores)")
@@ -171,9 +195,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--load", metavar="PATH",
                    help="measure nothing: print (--markdown) or plot (--plot) a saved --json file")
+    t = p.add_argument_group("--scenario train and loop (--threads, --json, --plot, --markdown, --no-torch, "
+                             "--min-batch-ms apply too; loop also takes --ops, --kind, --dtype)")
+    t.add_argument("--rounds", type=int, metavar="N",
+                   help="timing rounds, the ways interleaved (train: 5, also the fits per way of "
+                        "scikit-learn; loop: 11)")
+    t.add_argument("--batches", metavar="LIST", help="train: batch sizes (default 64,256,1024)")
+    t.add_argument("--activations", metavar="LIST",
+                   help="train: hidden activations (default relu,sigmoid,tanh,gelu,silu)")
+    t.add_argument("--no-sklearn", action="store_true", help="train: skip scikit-learn's MLPClassifier")
+    t.add_argument("--shape", metavar="LIST", help="loop: the op's array shape (default 256,1024)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the command; exit status 1 when an actfast result failed the check."""
     res = run(args)
-    return 1 if any(not r["correct"] and r["impl"] == "actfast" for r in res["records"]) else 0
+    return 1 if any(not r["correct"] and "actfast" in r["impl"] for r in res["records"]) else 0

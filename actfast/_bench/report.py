@@ -79,18 +79,21 @@ def _finite_or_none(obj):
     return obj
 
 
-def _emit(result: dict[str, Any], args: argparse.Namespace, stream) -> None:
+def _emit(result: dict[str, Any], args: argparse.Namespace, stream, text=None, markdown=None,
+          plot_fn=None) -> None:
+    """Print the tables (``markdown`` with --markdown, else ``text``), then write --json
+    and --plot; the formatters default to the elementwise scenario's."""
     if args.markdown:
-        stream.write(format_markdown(result) + "\n")
+        stream.write((markdown or format_markdown)(result) + "\n")
     else:
-        stream.write(format_text(result) + "\n")
+        stream.write((text or format_text)(result) + "\n")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(_finite_or_none(result), f, indent=1, allow_nan=False)
         stream.write(f"wrote {args.json}\n")
     if args.plot:
-        plot(result, args.plot)
+        (plot_fn or plot)(result, args.plot)
         stream.write(f"wrote {args.plot}\n")
 
 
@@ -98,15 +101,16 @@ def _emit(result: dict[str, Any], args: argparse.Namespace, stream) -> None:
 # Output
 # --------------------------------------------------------------------------------------
 
-def _fmt_time(rec: dict[str, Any] | None) -> str:
+def _fmt_time(rec: dict[str, Any] | None, scale: float = 1e6) -> str:
+    """Median (in µs, or ``median_s * scale``) ±IQR%; * when it allocated its output."""
     if rec is None:
         return "-"
     if not rec["correct"]:
         return "WRONG" if rec["error"] and rec["error"].startswith(("wrong", "shape")) else "ERROR"
-    us = rec["median_s"] * 1e6
+    us = rec["median_s"] * scale
     s = f"{us:.3g}" if us < 100 else f"{us:,.0f}"
     spread = (rec["q3_s"] - rec["q1_s"]) / rec["median_s"] * 100 if rec["median_s"] else 0
-    return f"{s} ±{spread:.0f}%" + ("" if rec["preallocated"] else "*")
+    return f"{s} ±{spread:.0f}%" + ("" if rec.get("preallocated", True) else "*")
 
 
 def _fmt_ratio(a: dict | None, b: dict | None) -> str:
@@ -139,13 +143,25 @@ def _label(kind: str, op: str, shape) -> str:
 
 
 def header_lines(meta: dict[str, Any]) -> list[str]:
+    """The elementwise scenario's header: machine, versions, BLAS, load, timing method."""
+    impls = meta["settings"]["impls"]
+    st = meta["settings"]
+    return common_header(
+        meta,
+        f"threads: {meta['threads']} (actfast{', torch' if 'torch' in impls else ''}"
+        f"{', numexpr' if 'numexpr' in impls else ''}; NumPy runs on one)",
+        f"timing: median of {st['samples']} samples, each >= {st['min_batch_s'] * 1e3:g} ms of calls, "
+        "implementations interleaved; ±: interquartile range / median")
+
+
+def common_header(meta: dict[str, Any], threads: str, timing: str) -> list[str]:
+    """Header lines of every scenario; ``threads`` and ``timing`` say what it ran on and how."""
     v = meta["versions"]
-    vers = ", ".join(f"{k} {v[k]}" for k in ("actfast", "numpy", "scipy", "torch", "numexpr") if v.get(k))
+    vers = ", ".join(f"{k} {v[k]}" for k in ("actfast", "numpy", "scipy", "torch", "numexpr", "sklearn")
+                     if v.get(k))
     lines = [
         f"actfast bench  {meta['started']}  ({' '.join(meta['command'])})",
-        f"cpu: {meta['cpu']}, {meta['cores']} cores; actfast instruction set: {meta['isa']}; "
-        f"threads: {meta['threads']} (actfast{', torch' if 'torch' in meta['settings']['impls'] else ''}"
-        f"{', numexpr' if 'numexpr' in meta['settings']['impls'] else ''}; NumPy runs on one)",
+        f"cpu: {meta['cpu']}, {meta['cores']} cores; actfast instruction set: {meta['isa']}; {threads}",
         f"versions: Python {v['python']}, {vers}",
     ]
     for tp in meta["blas"]:
@@ -162,9 +178,7 @@ def header_lines(meta: dict[str, Any]) -> list[str]:
                         "(other processes take the cores a parallel loop waits for); "
                         + ("--threads 1 compares the kernels alone" if meta["threads"] > 1 else
                            "single-threaded timings suffer less") if busy else ""))
-    st = meta["settings"]
-    lines.append(f"timing: median of {st['samples']} samples, each >= {st['min_batch_s'] * 1e3:g} ms of calls, "
-                 "implementations interleaved; ±: interquartile range / median")
+    lines.append(timing)
     return lines
 
 
@@ -176,6 +190,19 @@ def _dense_note(meta: dict[str, Any]) -> list[str]:
     return [f"note: {' '.join(f'{k}={v}' for k, v in set_vars.items())} is set and changes OpenBLAS's "
             "GEMM kernel (slower); for the dense timings run "
             "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m actfast bench`"]
+
+
+def text_table(cols: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned columns: the first left, the others right."""
+    widths = [max([len(c), *(len(r[j]) for r in rows)]) for j, c in enumerate(cols)]
+    return ["  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+            for r in [cols, *rows]]
+
+
+def markdown_table(cols: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table: the first column left-aligned, the others right."""
+    return (["| " + " | ".join(cols) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * (len(cols) - 2)) + "|"]
+            + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def format_text(result: dict[str, Any]) -> str:
@@ -203,10 +230,7 @@ def format_text(result: dict[str, Any]) -> str:
                 row.append(_fmt_ratio(by.get("actfast"), by.get("torch")))
             row += [_fmt_mem(by.get(i)) for i in impls if i != "torch"]
             rows.append(row)
-        widths = [max(len(c), *(len(r[j]) for r in rows)) for j, c in enumerate(cols)]
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cols, widths))))
-        for r in rows:
-            out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        out += text_table(cols, rows)
     wrong = [r for r in records if not r["correct"]]
     out.append("")
     if wrong:
@@ -236,8 +260,7 @@ def format_markdown(result: dict[str, Any]) -> str:
         out.append("")
         cols = ["op", "size"] + impls + ["actfast vs NumPy"] + (["actfast vs torch"] if has_torch else []) \
             + ["memory actfast / NumPy"]
-        out.append("| " + " | ".join(cols) + " |")
-        out.append("|" + "|".join(["---", "---:"] + ["---:"] * (len(cols) - 2)) + "|")
+        rows = []
         for (dt, kind, op, size, shape), by in groups.items():
             if dt != dtype:
                 continue
@@ -247,7 +270,8 @@ def format_markdown(result: dict[str, Any]) -> str:
             if has_torch:
                 row.append(_fmt_ratio(by.get("actfast"), by.get("torch")))
             row.append(f"{_fmt_mem(by.get('actfast'))} / {_fmt_mem(by.get('numpy'))}")
-            out.append("| " + " | ".join(row) + " |")
+            rows.append(row)
+        out += markdown_table(cols, rows)
         out.append("")
     wrong = [r for r in records if not r["correct"]]
     for r in wrong:
@@ -259,13 +283,7 @@ def format_markdown(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], path: str) -> None:
     """Speed-up over NumPy against size (log x): a line per op, a column of panels per
     dtype (forward on top, gradient below when both were measured)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("actfast bench --plot needs matplotlib: pip install 'actfast[plot]' "
-                         "(or pip install matplotlib)") from None
+    plt = pyplot()
     groups = _grouped([r for r in result["records"] if r["kind"] != "dense"])
     dtypes = list(dict.fromkeys(k[0] for k in groups)) or ["float32"]
     kinds = [k for k in ("forward", "grad") if any(g[1] == k for g in groups)] or ["forward"]
@@ -300,13 +318,33 @@ def plot(result: dict[str, Any], path: str) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
     meta = result["meta"]
-    load = max((v for v in (meta.get("loadavg_start"), meta.get("loadavg_end")) if v is not None), default=None)
-    busy = load is not None and load > 0.5 * (meta.get("cores") or 1)
-    fig.suptitle(f"actfast {meta['versions']['actfast']} vs NumPy {meta['versions']['numpy']}: "
-                 f"{meta['cpu']}, {meta['isa']}, {meta['threads']} threads"
-                 + (f"\n(busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""),
+    fig.suptitle(plot_title(meta, f"actfast {meta['versions']['actfast']} vs NumPy {meta['versions']['numpy']}"),
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
+    save_figure(plt, fig, path)
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a clear error when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("actfast bench --plot needs matplotlib: pip install 'actfast[plot]' "
+                         "(or pip install matplotlib)") from None
+    return plt
+
+
+def plot_title(meta: dict[str, Any], what: str) -> str:
+    """``what: cpu, isa, N threads``, and a warning line when the machine was busy."""
+    load = max((v for v in (meta.get("loadavg_start"), meta.get("loadavg_end")) if v is not None), default=None)
+    busy = load is not None and load > 0.5 * (meta.get("cores") or 1)
+    return (f"{what}: {meta['cpu']}, {meta['isa']}, {meta['threads']} threads"
+            + (f"\n(busy machine: load {load:.1f} on {meta['cores']} cores, timings noisy)" if busy else ""))
+
+
+def save_figure(plt, fig, path: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -39,6 +39,27 @@ def _time_batch(fn: Callable[[], Any], number: int) -> float:
 def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch_s: float,
                  tol: tuple[float, float], reference: np.ndarray) -> list[dict[str, Any]]:
     """Check then time every implementation on one case; one record per implementation."""
+    records, ready = prepare_checked(case, impls, tol=tol, reference=reference)
+    if not ready:
+        return records
+    with np.errstate(all="ignore"):
+        stats = time_interleaved([prep.call for _, prep in ready], n_samples=n_samples,
+                                 min_batch_s=min_batch_s)
+    for (rec, prep), (med, q1, q3, n, number, fastest) in zip(ready, stats):
+        rec.update(median_s=med, q1_s=q1, q3_s=q3, min_s=fastest, n_samples=n, number=number)
+        if prep.alloc_call is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    rec["peak_bytes"] = _peak_bytes(prep.alloc_call)
+            except Exception:  # noqa: BLE001
+                rec["peak_bytes"] = None
+    return records
+
+
+def prepare_checked(case: Case, impls: Sequence[Impl], *, tol: tuple[float, float], reference: np.ndarray
+                    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Prepared]]]:
+    """Prepare every implementation for one case and check its result against the
+    reference: the records (untimed) and the ``(record, prepared)`` pairs that passed."""
     records: list[dict[str, Any]] = []
     ready: list[tuple[dict[str, Any], Prepared]] = []
     shape = list(case.shape)
@@ -68,43 +89,35 @@ def measure_case(case: Case, impls: Sequence[Impl], *, n_samples: int, min_batch
         records.append(rec)
         if ok:
             ready.append((rec, prep))
-
-    if not ready:
-        return records
-    with np.errstate(all="ignore"):
-        stats = time_interleaved([prep.call for _, prep in ready], n_samples=n_samples,
-                                 min_batch_s=min_batch_s)
-    for (rec, prep), (med, q1, q3, n, number, fastest) in zip(ready, stats):
-        rec.update(median_s=med, q1_s=q1, q3_s=q3, min_s=fastest, n_samples=n, number=number)
-        if prep.alloc_call is not None:
-            try:
-                with np.errstate(all="ignore"):
-                    rec["peak_bytes"] = _peak_bytes(prep.alloc_call)
-            except Exception:  # noqa: BLE001
-                rec["peak_bytes"] = None
-    return records
+    return records, ready
 
 
-def time_interleaved(calls: Sequence[Callable[[], Any]], *, n_samples: int, min_batch_s: float
+def time_interleaved(calls: Sequence[Callable[[], Any]], *, n_samples: int, min_batch_s: float,
+                     min_number: int = 1, calibrate: bool = True
                      ) -> list[tuple[float, float, float, int, int, float]]:
     """Time several calls against each other; per call ``(median, q1, q3, n_samples,
     number, min)`` in seconds per call.
 
     Each is warmed up and calibrated to ``number`` calls per sample so that a sample
-    lasts at least ``min_batch_s``; then ``n_samples`` rounds run every call's batch in
-    a rotating order (a drift of the machine hits them alike). GC is off meanwhile.
+    lasts at least ``min_batch_s`` (and has at least ``min_number`` calls); then
+    ``n_samples`` rounds run every call's batch in a rotating order (a drift of the
+    machine hits them alike). GC is off meanwhile. ``calibrate=False``: no warm-up,
+    ``min_number`` calls per sample (for long calls the caller has warmed up).
     """
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         numbers = []
         for call in calls:
+            if not calibrate:
+                numbers.append(min_number)
+                continue
             t = min(_time_batch(call, 1), _time_batch(call, 1))
             number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
             if number > 1:
                 t = _time_batch(call, number)
                 number = max(1, math.ceil(min_batch_s / max(t, 1e-9)))
-            numbers.append(number)
+            numbers.append(max(number, min_number))
         samples: list[list[float]] = [[] for _ in calls]
         k = len(calls)
         for r in range(n_samples):

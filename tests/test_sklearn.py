@@ -1,0 +1,179 @@
+"""actfast.sklearn: scikit-learn's MLP on actfast (patch, unpatch, the new activations)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+import actfast.sklearn as afsk  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor, _base  # noqa: E402
+
+NEW = sorted(set(afsk.ACTIVATIONS) - {"relu", "logistic", "tanh"})
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    yield
+    afsk.unpatch()
+
+
+def _snapshot():
+    from sklearn.neural_network import _multilayer_perceptron as mlp
+
+    return (dict(_base.ACTIVATIONS), dict(_base.DERIVATIVES),
+            [c._parameter_constraints["activation"]
+             for c in (mlp.BaseMultilayerPerceptron, MLPClassifier, MLPRegressor)])
+
+
+def _same(a, b):
+    return (a[0].keys() == b[0].keys() and all(a[0][k] is b[0][k] for k in a[0])
+            and a[1].keys() == b[1].keys() and all(a[1][k] is b[1][k] for k in a[1])
+            and all(x is y for x, y in zip(a[2], b[2])))
+
+
+def test_import_does_not_patch_and_unpatch_restores_the_same_objects():
+    code = ("import actfast.sklearn, sklearn.neural_network._base as b; "
+            "print(b.ACTIVATIONS['relu'].__module__, 'gelu' in b.ACTIVATIONS)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["sklearn.neural_network._base", "False"], r.stderr
+    before = _snapshot()
+    afsk.patch()
+    afsk.patch()                      # twice: harmless
+    assert afsk.is_patched()
+    assert _base.ACTIVATIONS["relu"] is afsk.ACTIVATIONS["relu"][0]
+    assert _base.DERIVATIVES["gelu"] is afsk.ACTIVATIONS["gelu"][1]
+    assert not _same(before, _snapshot())
+    afsk.unpatch()
+    afsk.unpatch()
+    assert not afsk.is_patched()
+    assert _same(before, _snapshot())
+    with afsk.patched():
+        assert afsk.is_patched()
+    assert _same(before, _snapshot())
+
+
+def test_new_names_are_rejected_unless_patched():
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="activation"):
+        MLPClassifier(activation="gelu", max_iter=1).fit(X, y)
+    with afsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPClassifier(activation="gelu", max_iter=1).fit(X, y)
+        with pytest.raises(ValueError, match="activation"):
+            MLPClassifier(activation="nonsense", max_iter=1).fit(X, y)
+
+
+def test_unsupported_version_raises_and_patches_nothing(monkeypatch):
+    before = _snapshot()
+    monkeypatch.setattr(sklearn, "__version__", "1.2.2")
+    with pytest.raises(RuntimeError, match=r"supports scikit-learn >= 1\.4, < 1\.10; this is 1\.2\.2"):
+        afsk.patch()
+    assert not afsk.is_patched() and _same(before, _snapshot())
+
+
+def test_sklearn_own_mlp_tests_pass_patched():
+    """scikit-learn's test_mlp.py and test_base.py, run with the patch applied."""
+    import actfast
+
+    here = str(Path(actfast.__file__).resolve().parents[1])    # the actfast under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), here, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "actfast_sklearn_patch", "-s",
+         "--pyargs", "sklearn.neural_network.tests.test_mlp", "sklearn.neural_network.tests.test_base"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=str(PLUGINS))
+    tail = r.stdout[-3000:] + r.stderr[-2000:]
+    assert r.returncode == 0, tail
+    line = r.stdout.split("actfast.sklearn patched; calls: ")[1].splitlines()[0]
+    calls = dict(kv.split("=") for kv in line.split(", "))
+    # Each of scikit-learn's activations went through actfast, forward and derivative.
+    for name in ("relu", "logistic", "tanh"):
+        assert int(calls.get(name, 0)) > 0 and int(calls.get(name + "'", 0)) > 0, calls
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "tanh"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_patched_fit_matches_plain(activation, solver):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:600] / 16.0
+    y = y[:600]
+    kw = dict(hidden_layer_sizes=(32, 16), activation=activation, solver=solver, max_iter=15, random_state=0,
+              batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**kw).fit(X, y)
+        with afsk.patched():
+            ours = MLPClassifier(**kw).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), plain.predict_proba(X), rtol=0, atol=1e-6)
+    if solver == "adam":
+        np.testing.assert_allclose(ours.loss_curve_, plain.loss_curve_, rtol=1e-9)
+
+
+def _numeric_gradient_check(activation, dtype=np.float64):
+    rng = np.random.RandomState(42)
+    X = rng.standard_normal((6, 5)) * 2
+    y = rng.standard_normal(6)       # one output: scikit-learn's squared loss averages over outputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPRegressor(activation=activation, hidden_layer_sizes=(7, 4), solver="lbfgs", alpha=1e-5,
+                           max_iter=1, random_state=1).fit(X, y)
+    theta = np.hstack([c.ravel() for c in mlp.coefs_ + mlp.intercepts_])
+    units = [X.shape[1], 7, 4, 1]
+    acts, deltas, cg, ig = [X], [], [], []
+    for i in range(len(units) - 1):
+        acts.append(np.empty((X.shape[0], units[i + 1])))
+        deltas.append(np.empty((X.shape[0], units[i + 1])))
+        cg.append(np.empty((units[i], units[i + 1])))
+        ig.append(np.empty(units[i + 1]))
+
+    def f(t):
+        return mlp._loss_grad_lbfgs(t, X, y[:, None], None, acts, deltas, cg, ig)
+
+    loss, grad = f(theta)
+    num = np.empty_like(theta)
+    h = 1e-6
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = h
+        num[k] = (f(theta + e)[0] - f(theta - e)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-7, err_msg=activation)
+
+
+@pytest.mark.parametrize("activation", NEW)
+def test_new_activation_gradients_match_finite_differences(activation):
+    with afsk.patched():
+        _numeric_gradient_check(activation)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "leaky_relu", "elu"])
+def test_new_activations_train_on_digits(activation):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+    with afsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(64,), activation=activation, max_iter=60, random_state=0).fit(Xtr, ytr)
+        acc = clf.score(Xte, yte)
+        assert acc > 0.85, (activation, acc)
+        # predict (the fast forward pass) keeps no pre-activation alive afterwards
+        clf.predict(Xte)
+    assert len(afsk._pre) == 0
+
+
+def test_pre_activation_missing_is_a_clear_error():
+    with afsk.patched():
+        with pytest.raises(RuntimeError, match="pre-activation"):
+            _base.DERIVATIVES["gelu"](np.ones((2, 2)), np.ones((2, 2)))

@@ -137,8 +137,13 @@ def _numeric_gradient_check(activation, dtype=np.float64):
         cg.append(np.empty((units[i], units[i + 1])))
         ig.append(np.empty(units[i + 1]))
 
+    import inspect
+
+    # scikit-learn 1.6 added sample_weight to this private method.
+    weights = ("sample_weight" in inspect.signature(mlp._loss_grad_lbfgs).parameters) * [None]
+
     def f(t):
-        return mlp._loss_grad_lbfgs(t, X, y[:, None], None, acts, deltas, cg, ig)
+        return mlp._loss_grad_lbfgs(t, X, y[:, None], *weights, acts, deltas, cg, ig)
 
     loss, grad = f(theta)
     num = np.empty_like(theta)

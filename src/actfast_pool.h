@@ -17,9 +17,9 @@
  *   chunk with one compare-and-swap, so a helper that arrives late finds less (or
  *   nothing) to do, and the caller does the rest itself;
  * - the caller waits only for chunks that were claimed and are still running;
- * - idle helpers spin for a short time (af_pool_spin_ns, ~50 us: back-to-back kernel
- *   calls find them awake) and then sleep on a condition variable, so they do not take a
- *   core away from the BLAS call that comes next;
+ * - an idle helper stays awake for 200 us, spinning on sched_yield() so that any other
+ *   thread that wants its core (a BLAS worker, the Python thread) gets it at once, and
+ *   then sleeps on a condition variable (see af_pool_wait);
  * - one job at a time: a second Python thread that calls while the pool is busy (or a
  *   nested call) runs its work on its own thread.
  * The pool does not change how any other library in the process waits or spins.
@@ -99,7 +99,7 @@ typedef struct {
 } af_pool_t;
 
 static af_pool_t af_pool = {
-    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 50000,
+    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 200000,
     .fn = NULL, .ctx = NULL, .n = 0, .chunk = 1, .created = 0,
     .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 };
@@ -130,19 +130,42 @@ static void af_pool_work(uint64_t s, uint64_t gen)
     }
 }
 
-/* A helper's wait for a job newer than generation seen: spin a little, then sleep. */
+/*
+ * A helper's wait for a job newer than generation seen. Three phases:
+ * 1. a few microseconds of pause-spinning, for the fastest hand-over between kernel
+ *    calls that follow each other closely;
+ * 2. until spin_ns has passed, a sched_yield() loop: the helper stays awake for the next
+ *    call, but gives its core at once to any other runnable thread there (a BLAS worker,
+ *    the Python thread), so the BLAS call that follows an actfast call in a training
+ *    loop does not wait for it;
+ * 3. sleep on the condition variable (waking a sleeping thread costs ~10 us on bare
+ *    metal, and up to a millisecond on a virtual machine whose idle vCPU halts).
+ */
 static uint64_t af_pool_wait(uint64_t seen)
 {
     af_pool_t *P = &af_pool;
     uint64_t s;
-    long deadline = af_now_ns() + atomic_load_explicit(&P->spin_ns, memory_order_relaxed);
+    long now = af_now_ns();
+    long hot = now + 2000;
+    long deadline = now + atomic_load_explicit(&P->spin_ns, memory_order_relaxed);
+    int yielding = 0;
     for (unsigned i = 1;; i++) {
         s = atomic_load_explicit(&P->state, memory_order_acquire);
         if (AF_GEN(s) != seen)
             return s;
+        if (yielding) {
+            sched_yield();
+            if ((i & 7) == 0 && af_now_ns() > deadline)
+                break;
+            continue;
+        }
         AF_PAUSE();
-        if ((i & 63) == 0 && af_now_ns() > deadline)
-            break;
+        if ((i & 63) == 0) {
+            now = af_now_ns();
+            if (now > deadline)
+                break;
+            yielding = now > hot;
+        }
     }
     pthread_mutex_lock(&P->mu);
     atomic_fetch_add(&P->sleepers, 1);

@@ -562,7 +562,7 @@ def _titles(meta: dict[str, Any]) -> tuple[str, str]:
     return (f"MLP {layers} float32, one SGD step (lr {st['lr']:g}, softmax cross-entropy): ms per step "
             "(median ±IQR%); WAY / numpy: time ratio (< 1: faster)",
             f"scikit-learn MLPClassifier{tuple(m['hidden_layer_sizes'])}, adam, batch {m['batch_size']}, "
-            f"{m['max_iter']} epochs on make_classification({d['n_samples']}, {d['n_features']}) float32: "
+            f"{m['max_iter']} epochs on make_classification({d['n_samples']}, {d['n_features']}) float64: "
             "s per fit; ratio: +actfast / plain")
 
 

@@ -87,6 +87,7 @@ def config() -> dict[str, Any]:
         "openmp": bool(k._openmp_enabled()),
         "openmp_runtimes": _openmp_runtimes(threadpools) if k._openmp_enabled() else [],
         "num_threads": get_num_threads(),
+        "pool": dict(k._pool_info()),
         "parallel_min_elements_per_thread": dict(k._get_min_per_thread()),
         "blas_build": {"numpy": _blas_build(np), "scipy": _blas_build(scipy)},
         "threadpools": threadpools,
@@ -108,7 +109,8 @@ def show_config() -> None:
         f"platform: {c['platform']}",
         f"cpu: {c['cpu']}",
         f"instruction set: {c['isa']}  (this CPU supports: {', '.join(c['isa_supported'])})",
-        f"OpenMP: {'yes' if c['openmp'] else 'no (serial build)'}; threads: {c['num_threads']}",
+        f"OpenMP: {'yes' if c['openmp'] else 'no (serial build)'}; threads: {c['num_threads']}; "
+        f"thread pool: {c['pool']['kind']}, idle helpers stay awake {c['pool']['spin_ns'] / 1000:g} us",
         *([f"OpenMP runtime: {runtimes}"] if runtimes else []),
         f"BLAS: {blas or 'unknown'}",
         "parallel threshold (elements per thread): "

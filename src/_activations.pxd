@@ -414,8 +414,9 @@ cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
 # ---------------------------------------------------------------------------------------
 
 cdef inline floating tanh(floating x) noexcept nogil:
+    # float: computed in float lanes (<= 0.98 ulp, see af_tanhf), not in double.
     if floating is float:
-        return <float>af_tanh_lite(x)
+        return af_tanhf(x)
     else:
         return af_tanh(x)
 

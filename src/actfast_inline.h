@@ -18,6 +18,7 @@
 #endif
 
 #if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define AF_HAS_FMA 1
 #define AF_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #define AF_FMA(a, b, c) __builtin_fma((a), (b), (c))
 #else

@@ -61,6 +61,7 @@ static inline Py_ssize_t af_pool_fit_chunk(Py_ssize_t n, Py_ssize_t chunk)
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -182,6 +183,10 @@ static void *af_pool_helper(void *arg)
      * when it was started. */
     uintptr_t a = (uintptr_t)arg;
     uint64_t idx = a & 0xff, seen = a >> 8;
+    sigset_t all;
+    /* Signals (Ctrl-C) are for the Python thread, which handles them; never this one. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         uint64_t s = af_pool_wait(seen);
         seen = AF_GEN(s);
@@ -269,14 +274,16 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
     atomic_store_explicit(&P->busy, 0, memory_order_release);
 }
 
-#elif defined(_OPENMP)
-#define AF_POOL_KIND "OpenMP (dynamic chunks)"
-#include <omp.h>
-
+#else
+/* No helpers of our own: nothing to start, tune or count. */
 static inline void af_pool_init(void) {}
 static inline void af_pool_set_spin_ns(long ns) { (void)ns; }
 static inline long af_pool_get_spin_ns(void) { return 0; }
 static inline int af_pool_helpers(void) { return 0; }
+
+#if defined(_OPENMP)
+#define AF_POOL_KIND "OpenMP (dynamic chunks)"
+#include <omp.h>
 
 static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chunk, int nt)
 {
@@ -295,14 +302,8 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
         fn(ctx, lo, lo + chunk < n ? lo + chunk : n);
     }
 }
-
 #else
 #define AF_POOL_KIND "none (serial build)"
-
-static inline void af_pool_init(void) {}
-static inline void af_pool_set_spin_ns(long ns) { (void)ns; }
-static inline long af_pool_get_spin_ns(void) { return 0; }
-static inline int af_pool_helpers(void) { return 0; }
 
 static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chunk, int nt)
 {
@@ -311,6 +312,7 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
     if (n > 0)
         fn(ctx, 0, n);
 }
+#endif
 #endif
 
 #endif /* ACTFAST_POOL_H */

@@ -68,9 +68,12 @@ cdef extern from "actfast_vmath_poly.h" nogil:
     double AF_ROOT_GELU_GRAD_HI, AF_ROOT_GELU_GRAD_LO, AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
     double AF_ROOT_MISH_GRAD_HI, AF_ROOT_MISH_GRAD_LO, AF_ROOT_GELU_TANH_GRAD_HI, AF_ROOT_GELU_TANH_GRAD_LO
     double af_fma(double a, double b, double c)
+    double af__poly_tanh_shrink(double s)
+    double af__poly_tanh_shrink_lite(double s)
+    double AF_TANH_SHRINK_C, AF_TANH_SHRINK_Z0
 
 from cython cimport floating
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, sqrt
 
 # ---------------------------------------------------------------------------------------
 # Elementary functions, dispatched on the fused type at compile time.
@@ -183,6 +186,88 @@ cdef inline floating softsign_grad(floating x, floating dy) noexcept nogil:
     else:
         d = <floating>1 + f_abs(x)
         return (dy / d) / d
+
+# ---------------------------------------------------------------------------------------
+# threshold and the shrink family (torch.nn.functional.threshold, hardshrink, softshrink)
+# ---------------------------------------------------------------------------------------
+
+cdef inline floating threshold(floating x, floating threshold, floating value) noexcept nogil:
+    # PyTorch's `x <= threshold ? value : x`: NaN fails the comparison and is returned.
+    return value if x <= threshold else x
+
+cdef inline floating threshold_grad(floating x, floating dy, floating threshold, floating value) noexcept nogil:
+    # 0 at the kink x == threshold, as PyTorch's threshold_backward; NaN x propagates.
+    return dy if x > threshold else (x if x != x else <floating>0)
+
+cdef inline floating hard_shrink(floating x, floating lambd) noexcept nogil:
+    # PyTorch: 0 on [-lambd, lambd] (both ends included), x elsewhere; NaN passes.
+    return <floating>0 if (x >= -lambd and x <= lambd) else x
+
+cdef inline floating shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
+    # hard_shrink' = soft_shrink' = 1 outside [-lambd, lambd], 0 on it (the kinks too).
+    return (<floating>0 if (x >= -lambd and x <= lambd) else dy) if x == x else x
+
+cdef inline floating hard_shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
+    return shrink_grad(x, dy, lambd)
+
+cdef inline floating soft_shrink(floating x, floating lambd) noexcept nogil:
+    # PyTorch: x - lambd above lambd, x + lambd below -lambd, else x * 0 (NaN passes, and
+    # the zero keeps the sign of x, as PyTorch's). One rounding: the result is the
+    # difference of two numbers of the dtype.
+    return x - lambd if x > lambd else (x + lambd if x < -lambd else x * <floating>0)
+
+cdef inline floating soft_shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
+    return shrink_grad(x, dy, lambd)
+
+# ---------------------------------------------------------------------------------------
+# squareplus (jax.nn.squareplus): (x + sqrt(x^2 + b)) / 2
+# ---------------------------------------------------------------------------------------
+
+cdef inline double squareplus_scale(double x, double b) noexcept nogil:
+    """2^-600 where x^2 or b could overflow (|x| > 2^500, b > 2^1000), 2^600 where both
+    are so small that x^2 could underflow (|x| < 2^-500 and b < 2^-1000), else 1. f is
+    homogeneous: f(k x; k^2 b) = k f(x; b), and scaling by a power of 2 is exact."""
+    cdef double k = 2.409919865102884e-181 if (af_fabs(x) > 3.273390607896142e150 or b > 1.0715086071862673e301) else 1.0
+    return 4.149515568880993e180 if (af_fabs(x) < 3.054936363499605e-151 and b < 9.332636185032189e-302) else k
+
+cdef inline double squareplus_d(double x, double b) noexcept nogil:
+    # x >= 0: (x + s) / 2 with s = sqrt(x^2 + b) (no cancellation). x < 0: the sum cancels;
+    # the same value is b / (2 (s - x)), a sum of positive terms. In the scaled variables
+    # xs = k x, ss = k s; b k (not b k^2) is what the second form needs, which keeps it
+    # from underflowing when only x is huge.
+    cdef double k = squareplus_scale(x, b)
+    cdef double xs = x * k
+    cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
+    cdef double half_k = 2.0747577844404965e180 if k < 1.0 else (1.204959932551442e-181 if k > 1.0 else 0.5)
+    cdef double pos = (xs + ss) * half_k                    # (x + s) / 2, exact scaling
+    cdef double neg = (0.5 * (b * k)) / (ss - xs)
+    return pos if x >= 0 else neg
+
+cdef inline floating squareplus(floating x, floating b) noexcept nogil:
+    # float input: computed in double (nothing can overflow there) and rounded once.
+    if floating is float:
+        return <float>squareplus_d(x, b)
+    else:
+        return squareplus_d(x, b)
+
+cdef inline double squareplus_grad_d(double x, double b) noexcept nogil:
+    # f'(x) = (1 + x / s) / 2 = f(x) / s, which the scaling leaves unchanged; for x < 0
+    # through the cancellation-free form of f. At x = 0 with b = 0 (s = 0) the value is
+    # 1/2, the limit b -> 0 of f'(0); at +inf the limit 1.
+    cdef double k = squareplus_scale(x, b)
+    cdef double xs = x * k
+    cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
+    cdef double pos = ((xs + ss) * 0.5) / ss
+    cdef double neg = (((0.5 * (b * k)) / (ss - xs)) / ss) * k
+    cdef double d = pos if x >= 0 else neg
+    d = 0.5 if ss == 0 else d
+    return 1.0 if x == INFINITY else d
+
+cdef inline floating squareplus_grad(floating x, floating dy, floating b) noexcept nogil:
+    if floating is float:
+        return <float>(dy * squareplus_grad_d(x, b))
+    else:
+        return dy * squareplus_grad_d(x, b)
 
 # ---------------------------------------------------------------------------------------
 # The transcendental activations are written once, in double (the _d functions below,
@@ -429,6 +514,38 @@ cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
         return <float>(dy * tanh_grad_d(x, True))
     else:
         return dy * tanh_grad_d(x, False)
+
+cdef inline double tanh_shrink_d(double x, bint lite) noexcept nogil:
+    # x - tanh(x) cancels near 0, where it is ~x^3 / 3. For |x| <= 1.5 it is x (z g(s)),
+    # z = x^2, s = z - 1.125, g = (x - tanh x) / x^3 fitted (actfast_vmath_poly.h); the
+    # product is formed from z g first, so that a subnormal result is rounded once. Above,
+    # |x| - tanh|x| = (|x| - 1) + 2e / (1 + e), e = exp(-2|x|): |x| - 1 >= 0.5 is exact
+    # (or rounds once) and the second term is below 0.1, so nothing cancels.
+    cdef double a = af_fabs(x)
+    cdef double z = x * x
+    cdef double s = z - AF_TANH_SHRINK_Z0
+    cdef double small = x * (z * (af__poly_tanh_shrink_lite(s) if lite else af__poly_tanh_shrink(s)))
+    cdef double e = d_exp(-2.0 * a, lite)
+    cdef double big = (a - 1.0) + (2.0 * e) / (1.0 + e)
+    big = -big if x < 0 else big
+    return small if a <= AF_TANH_SHRINK_C else big          # NaN: big is NaN
+
+cdef inline floating tanh_shrink(floating x) noexcept nogil:
+    if floating is float:
+        return <float>tanh_shrink_d(x, True)
+    else:
+        return tanh_shrink_d(x, False)
+
+cdef inline floating tanh_shrink_grad(floating x, floating dy) noexcept nogil:
+    # d/dx (x - tanh x) = tanh(x)^2; (dy t) t rather than dy (t t): no underflow of t^2
+    # for a large dy (float: in double, rounded once).
+    cdef double t
+    if floating is float:
+        t = af_tanh_lite(x)
+        return <float>((dy * t) * t)
+    else:
+        t = af_tanh(x)
+        return (dy * t) * t
 
 cdef inline floating gelu(floating x) noexcept nogil:
     # x * Phi(x). Phi comes from af_ndtr, which takes x itself: erfc(-x / sqrt 2) would

@@ -231,17 +231,19 @@ cdef inline double squareplus_scale(double x, double b) noexcept nogil:
     return 4.149515568880993e180 if (af_fabs(x) < 3.054936363499605e-151 and b < 9.332636185032189e-302) else k
 
 cdef inline double squareplus_d(double x, double b) noexcept nogil:
-    # x >= 0: (x + s) / 2 with s = sqrt(x^2 + b) (no cancellation). x < 0: the sum cancels;
-    # the same value is b / (2 (s - x)), a sum of positive terms. In the scaled variables
-    # xs = k x, ss = k s; b k (not b k^2) is what the second form needs, which keeps it
-    # from underflowing when only x is huge.
+    # (x + s) / 2 with s = sqrt(x^2 + b) where x >= -s/2 (at most a factor 2 lost to
+    # cancellation there); below, the sum cancels and the same value is b / (2 (s - x)),
+    # whose terms are positive. In the scaled variables xs = k x, ss = k s; b k (not
+    # b k^2) is what the second form needs, which keeps it from underflowing when only
+    # x is huge.
     cdef double k = squareplus_scale(x, b)
     cdef double xs = x * k
     cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
     cdef double half_k = 2.0747577844404965e180 if k < 1.0 else (1.204959932551442e-181 if k > 1.0 else 0.5)
     cdef double pos = (xs + ss) * half_k                    # (x + s) / 2, exact scaling
     cdef double neg = (0.5 * (b * k)) / (ss - xs)
-    return pos if x >= 0 else neg
+    cdef double v = neg if 2.0 * xs < -ss else pos          # NaN: pos is NaN
+    return 0.0 if x == -INFINITY else v                     # the limit (pos: -inf + inf)
 
 cdef inline floating squareplus(floating x, floating b) noexcept nogil:
     # float input: computed in double (nothing can overflow there) and rounded once.
@@ -251,17 +253,18 @@ cdef inline floating squareplus(floating x, floating b) noexcept nogil:
         return squareplus_d(x, b)
 
 cdef inline double squareplus_grad_d(double x, double b) noexcept nogil:
-    # f'(x) = (1 + x / s) / 2 = f(x) / s, which the scaling leaves unchanged; for x < 0
-    # through the cancellation-free form of f. At x = 0 with b = 0 (s = 0) the value is
+    # f'(x) = 1/2 + (x / s) / 2 (the scaling leaves x / s unchanged) where x >= -s/2: no
+    # cancellation, and the error of s is damped by |x| / s. Below, f'(x) = f(x) / s
+    # with the cancellation-free form of f. At x = 0 with b = 0 (s = 0) the value is
     # 1/2, the limit b -> 0 of f'(0); at +inf the limit 1.
     cdef double k = squareplus_scale(x, b)
     cdef double xs = x * k
     cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
-    cdef double pos = ((xs + ss) * 0.5) / ss
+    cdef double mid = 0.5 + 0.5 * (xs / ss)
     cdef double neg = (((0.5 * (b * k)) / (ss - xs)) / ss) * k
-    cdef double d = pos if x >= 0 else neg
+    cdef double d = neg if 2.0 * xs < -ss else mid
     d = 0.5 if ss == 0 else d
-    return 1.0 if x == INFINITY else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating squareplus_grad(floating x, floating dy, floating b) noexcept nogil:
     if floating is float:
@@ -426,7 +429,7 @@ cdef inline double silu_grad_d(double x) noexcept nogil:
     # Near the root the closed form cancels: Taylor series in t = x - root there.
     cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
     d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
@@ -486,7 +489,7 @@ cdef inline double mish_grad_d(double x) noexcept nogil:
     cdef double d = af_expmul(xc, G)
     cdef double r = (x - AF_ROOT_MISH_GRAD_HI) - AF_ROOT_MISH_GRAD_LO
     d = af__root_mish_grad(r) if af_fabs(r) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
@@ -516,15 +519,24 @@ cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
         return dy * tanh_grad_d(x, False)
 
 cdef inline double tanh_shrink_d(double x, bint lite) noexcept nogil:
-    # x - tanh(x) cancels near 0, where it is ~x^3 / 3. For |x| <= 1.5 it is x (z g(s)),
-    # z = x^2, s = z - 1.125, g = (x - tanh x) / x^3 fitted (actfast_vmath_poly.h); the
-    # product is formed from z g first, so that a subnormal result is rounded once. Above,
-    # |x| - tanh|x| = (|x| - 1) + 2e / (1 + e), e = exp(-2|x|): |x| - 1 >= 0.5 is exact
-    # (or rounds once) and the second term is below 0.1, so nothing cancels.
+    # x - tanh(x) cancels near 0, where it is ~x^3 / 3. For |x| <= 1.5 it is x^3 g(s),
+    # s = x^2 - 1.125, g = (x - tanh x) / x^3 fitted (actfast_vmath_poly.h). In double,
+    # x^3 is carried as c + cl (the roundings of x^2 and of x x^2 recovered by fma; where
+    # fma is not fused they are 0 and it is plain x^3) and multiplied by g with one final
+    # rounding: 3.1 -> 1.x ulp. Above 1.5, |x| - tanh|x| = (|x| - 1) + 2e / (1 + e),
+    # e = exp(-2|x|): |x| - 1 >= 0.5 is exact (or rounds once) and the second term is
+    # below 0.1, so nothing cancels.
     cdef double a = af_fabs(x)
     cdef double z = x * x
     cdef double s = z - AF_TANH_SHRINK_Z0
-    cdef double small = x * (z * (af__poly_tanh_shrink_lite(s) if lite else af__poly_tanh_shrink(s)))
+    cdef double g, c, cl, small
+    if lite:      # float results: ~1e-12 relative is plenty
+        small = x * (z * af__poly_tanh_shrink_lite(s))
+    else:
+        g = af__poly_tanh_shrink(s)
+        c = x * z
+        cl = af_fma(x, z, -c) + x * af_fma(x, x, -z)
+        small = af_fma(c, g, cl * g)
     cdef double e = d_exp(-2.0 * a, lite)
     cdef double big = (a - 1.0) + (2.0 * e) / (1.0 + e)
     big = -big if x < 0 else big
@@ -566,7 +578,7 @@ cdef inline double gelu_grad_d(double x) noexcept nogil:
     cdef double d = af_ndtr_xpdf(x)
     cdef double t = (x - AF_ROOT_GELU_GRAD_HI) - AF_ROOT_GELU_GRAD_LO
     d = af__root_gelu_grad(t) if af_fabs(t) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating gelu_grad(floating x, floating dy) noexcept nogil:
     if floating is float:

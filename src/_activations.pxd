@@ -211,10 +211,10 @@ cdef inline floating hard_shrink_grad(floating x, floating dy, floating lambd) n
     return shrink_grad(x, dy, lambd)
 
 cdef inline floating soft_shrink(floating x, floating lambd) noexcept nogil:
-    # PyTorch: x - lambd above lambd, x + lambd below -lambd, else x * 0 (NaN passes, and
-    # the zero keeps the sign of x, as PyTorch's). One rounding: the result is the
-    # difference of two numbers of the dtype.
-    return x - lambd if x > lambd else (x + lambd if x < -lambd else x * <floating>0)
+    # PyTorch: x - lambd above lambd, x + lambd below -lambd, else 0 (+0, as ONNX's Shrink
+    # and PyTorch's float64 kernel; its float32 kernel's x * 0 keeps the sign), and NaN
+    # passes. One rounding: the result is the difference of two numbers of the dtype.
+    return x - lambd if x > lambd else (x + lambd if x < -lambd else (<floating>0 if x == x else x))
 
 cdef inline floating soft_shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
     return shrink_grad(x, dy, lambd)
@@ -537,6 +537,7 @@ cdef inline double tanh_shrink_d(double x, bint lite) noexcept nogil:
         c = x * z
         cl = af_fma(x, z, -c) + x * af_fma(x, x, -z)
         small = af_fma(c, g, cl * g)
+        small = x if x == 0 else small      # -0.0 (the sum of the pair gives +0)
     cdef double e = d_exp(-2.0 * a, lite)
     cdef double big = (a - 1.0) + (2.0 * e) / (1.0 + e)
     big = -big if x < 0 else big

@@ -18,13 +18,15 @@ from ._dispatch import kernels as _k
 
 __all__ = [
     "celu", "celu_grad", "elu", "elu_grad", "gelu", "gelu_grad",
+    "hard_shrink", "hard_shrink_grad",
     "hard_sigmoid", "hard_sigmoid_grad", "hard_swish", "hard_swish_grad",
     "hard_tanh", "hard_tanh_grad", "leaky_relu", "leaky_relu_grad",
     "log_sigmoid", "log_sigmoid_grad", "log_softmax", "log_softmax_grad",
     "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad",
     "selu", "selu_grad", "sigmoid", "sigmoid_grad", "silu", "silu_grad",
-    "softmax", "softmax_grad", "softplus", "softplus_grad", "softsign", "softsign_grad",
-    "tanh", "tanh_grad",
+    "soft_shrink", "soft_shrink_grad", "softmax", "softmax_grad", "softmin", "softmin_grad",
+    "softplus", "softplus_grad", "softsign", "softsign_grad", "squareplus", "squareplus_grad",
+    "tanh", "tanh_grad", "tanh_shrink", "tanh_shrink_grad", "threshold", "threshold_grad",
 ]
 
 _FLOAT64 = np.dtype(np.float64)
@@ -254,6 +256,111 @@ def softsign_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = 
 
 
 # --------------------------------------------------------------------------------------
+# threshold, the shrink family and squareplus
+# --------------------------------------------------------------------------------------
+
+_P_THRESHOLD = """
+    threshold : float
+        The cut: ``x`` is kept where ``x > threshold``. Must not be NaN (+-inf is fine).
+    value : float
+        The replacement where ``x <= threshold``. Must not be NaN."""
+_P_LAMBD = """
+    lambd : float, default 0.5
+        Half-width of the band ``[-lambd, lambd]`` that is mapped to 0; finite and
+        ``>= 0`` (ValueError otherwise)."""
+_P_SQUAREPLUS = """
+    b : float, default 4.0
+        Curvature near 0 (``squareplus(0) = sqrt(b) / 2``); finite and ``>= 0``
+        (ValueError otherwise). ``b = 0`` gives ``relu``."""
+
+
+def _threshold_params(name: str, threshold: float, value: float) -> tuple[float, float]:
+    return _real(name, "threshold", threshold), _real(name, "value", value)
+
+
+def _non_negative_finite(name: str, pname: str, value: Any) -> float:
+    v = _real(name, pname, value)
+    if not (0.0 <= v < math.inf):
+        raise ValueError(f"actfast.{name}: {pname} must be finite and >= 0, got {v}")
+    return v
+
+
+@_document("""Threshold (``torch.nn.functional.threshold``): ``x if x > threshold else value``.
+
+    PyTorch computes ``value if x <= threshold else x``, so NaN is returned as NaN.
+    ONNX's ``ThresholdedRelu(alpha)`` is ``threshold(x, alpha, 0.0)``.""", _P_THRESHOLD)
+def threshold(x: ArrayLike, threshold: float, value: float, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.threshold, "threshold", (x,), _threshold_params("threshold", threshold, value), out, where)
+
+
+@_document("""Gradient of :func:`threshold`: ``dy if x > threshold else 0`` (0 at
+    ``x == threshold``, as PyTorch's ``threshold_backward``; NaN in ``x`` propagates,
+    where PyTorch returns ``dy``).""", _P_THRESHOLD, grad=True)
+def threshold_grad(x: ArrayLike, dy: ArrayLike, threshold: float, value: float, *,
+                   out: Any = None, where: Any = True) -> Any:
+    return _call(_k.threshold_grad, "threshold_grad", (x, dy),
+                 _threshold_params("threshold_grad", threshold, value), out, where)
+
+
+@_document("""Hard shrink (PyTorch's ``hardshrink``): ``x if |x| > lambd else 0``.
+
+    0 on the closed band ``[-lambd, lambd]``, as PyTorch; NaN propagates. ONNX:
+    ``Shrink(bias=0, lambd=lambd)``.""", _P_LAMBD)
+def hard_shrink(x: ArrayLike, lambd: float = 0.5, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_shrink, "hard_shrink", (x,), (_non_negative_finite("hard_shrink", "lambd", lambd),),
+                 out, where)
+
+
+@_document("""Gradient of :func:`hard_shrink`: ``dy if |x| > lambd else 0`` (0 at
+    ``|x| == lambd``, as PyTorch's ``hardshrink_backward``; NaN in ``x`` propagates).""",
+           _P_LAMBD, grad=True)
+def hard_shrink_grad(x: ArrayLike, dy: ArrayLike, lambd: float = 0.5, *, out: Any = None,
+                     where: Any = True) -> Any:
+    return _call(_k.hard_shrink_grad, "hard_shrink_grad", (x, dy),
+                 (_non_negative_finite("hard_shrink_grad", "lambd", lambd),), out, where)
+
+
+@_document("""Soft shrink (PyTorch's ``softshrink``): ``x - lambd`` for ``x > lambd``,
+    ``x + lambd`` for ``x < -lambd``, else 0.
+
+    0 on the closed band ``[-lambd, lambd]`` (+0, as ONNX and PyTorch's float64 kernel;
+    PyTorch's float32 kernel returns ``x * 0``, which keeps the sign of x); NaN
+    propagates. ONNX: ``Shrink(bias=lambd, lambd=lambd)``.""", _P_LAMBD)
+def soft_shrink(x: ArrayLike, lambd: float = 0.5, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.soft_shrink, "soft_shrink", (x,), (_non_negative_finite("soft_shrink", "lambd", lambd),),
+                 out, where)
+
+
+@_document("""Gradient of :func:`soft_shrink`: ``dy if |x| > lambd else 0`` (0 at
+    ``|x| == lambd``, as PyTorch's ``softshrink_backward``; NaN in ``x`` propagates).""",
+           _P_LAMBD, grad=True)
+def soft_shrink_grad(x: ArrayLike, dy: ArrayLike, lambd: float = 0.5, *, out: Any = None,
+                     where: Any = True) -> Any:
+    return _call(_k.soft_shrink_grad, "soft_shrink_grad", (x, dy),
+                 (_non_negative_finite("soft_shrink_grad", "lambd", lambd),), out, where)
+
+
+@_document("""Squareplus (``jax.nn.squareplus``): ``(x + sqrt(x**2 + b)) / 2``, a smooth relu.
+
+    For ``x < 0`` the sum cancels; there the same value is computed as
+    ``b / (2 * (sqrt(x**2 + b) - x))``. Huge ``|x|`` (or ``b``) is scaled by a power of 2
+    first, so nothing overflows: ``squareplus(x) -> x`` at +inf and ``-> 0`` at -inf.
+    float32 input is computed in double and rounded once. PyTorch and ONNX have no such
+    op.""", _P_SQUAREPLUS)
+def squareplus(x: ArrayLike, b: float = 4.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.squareplus, "squareplus", (x,), (_non_negative_finite("squareplus", "b", b),), out, where)
+
+
+@_document("""Gradient of :func:`squareplus`: ``dy * (1 + x / sqrt(x**2 + b)) / 2``,
+    computed as ``dy * squareplus(x) / sqrt(x**2 + b)`` (no cancellation for ``x << 0``);
+    1 at +inf, 0 at -inf, and 1/2 at ``x = 0`` for ``b = 0`` (the limit ``b -> 0``).""",
+           _P_SQUAREPLUS, grad=True)
+def squareplus_grad(x: ArrayLike, dy: ArrayLike, b: float = 4.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.squareplus_grad, "squareplus_grad", (x, dy),
+                 (_non_negative_finite("squareplus_grad", "b", b),), out, where)
+
+
+# --------------------------------------------------------------------------------------
 # Exponential family
 # --------------------------------------------------------------------------------------
 
@@ -385,6 +492,22 @@ def tanh_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True
     return _call(_k.tanh_grad, "tanh_grad", (x, dy), (), out, where)
 
 
+@_document("""Tanh shrink (PyTorch's ``tanhshrink``): ``x - tanh(x)``.
+
+    Near 0 the difference cancels (it is ~x**3 / 3); for ``|x| <= 1.5`` it is computed
+    from a fitted polynomial of ``(x - tanh x) / x**3`` instead, so the result keeps
+    full relative accuracy down to the subnormals (PyTorch and NumPy's
+    ``x - np.tanh(x)`` lose all of it there). Odd: ``tanh_shrink(-0.0) = -0.0``
+    (PyTorch's subtraction gives +0). ONNX has no such op.""")
+def tanh_shrink(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh_shrink, "tanh_shrink", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`tanh_shrink`: ``dy * tanh(x)**2``.""", grad=True)
+def tanh_shrink_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh_shrink_grad, "tanh_shrink_grad", (x, dy), (), out, where)
+
+
 def _gelu_kernel(name: str, approximate: str, exact: np.ufunc, tanh_approx: np.ufunc) -> np.ufunc:
     if approximate == "none":
         return exact
@@ -492,8 +615,30 @@ def log_softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = 
     return _axis_call(_k.log_softmax_grad, "log_softmax_grad", (x, dy), axis, out)
 
 
+def softmin(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Softmin along ``axis`` (``torch.nn.functional.softmin``): ``softmax(-x, axis)``.
+
+    ``exp(min - x) / sum(exp(min - x))``, computed by the softmax kernel reading ``-x``
+    (no temporary, exactly ``softmax(-x)``): a row holding NaN is all NaN, ``-inf``
+    entries share the mass equally. Parameters as for :func:`softmax`.
+    """
+    return _axis_call(_k.softmin, "softmin", (x,), axis, out)
+
+
+def softmin_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`softmin`: ``y * (sum(dy * y) - dy)``, ``y = softmin(x)``.
+
+    (The negative of softmax's at ``-x``.) ``y`` is recomputed; the sum, in double, runs
+    along ``axis``.
+    """
+    return _axis_call(_k.softmin_grad, "softmin_grad", (x, dy), axis, out)
+
+
 # PyTorch's spellings, for users coming from torch.nn.functional.
 hardtanh = hard_tanh
 hardsigmoid = hard_sigmoid
 hardswish = hard_swish
 logsigmoid = log_sigmoid
+hardshrink = hard_shrink
+softshrink = soft_shrink
+tanhshrink = tanh_shrink

@@ -22,7 +22,7 @@ __all__ = [
     "hard_sigmoid", "hard_sigmoid_grad", "hard_swish", "hard_swish_grad",
     "hard_tanh", "hard_tanh_grad", "leaky_relu", "leaky_relu_grad",
     "log_sigmoid", "log_sigmoid_grad", "log_softmax", "log_softmax_grad",
-    "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad",
+    "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad", "rrelu", "rrelu_grad",
     "selu", "selu_grad", "sigmoid", "sigmoid_grad", "silu", "silu_grad",
     "soft_shrink", "soft_shrink_grad", "softmax", "softmax_grad", "softmin", "softmin_grad",
     "softplus", "softplus_grad", "softsign", "softsign_grad", "squareplus", "squareplus_grad",
@@ -78,6 +78,33 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
         if err is exc:
             raise
         raise err from exc
+
+
+def _param_dtype(x: Any) -> np.dtype:
+    """The dtype in which the kernels compute for input ``x``: float32 for float16,
+    bfloat16 and float32, float64 otherwise."""
+    dt = _dtype_of(x)
+    if dt is None:
+        dt = np.asarray(x).dtype
+    if dt == _FLOAT32 or dt == _FLOAT16 or dt.name == "bfloat16":
+        return _FLOAT32
+    return _FLOAT64
+
+
+def _real_or_array(name: str, pname: str, value: Any, x: Any) -> Any:
+    """A parameter that may also be an ndarray broadcasting against ``x`` (leaky_relu's
+    slope, one per element for rrelu). A scalar is checked by :func:`_real`; an array
+    must be real and free of NaN, and is cast to the dtype the kernel computes in for
+    ``x`` (so that, as with a scalar, the parameter never changes the result's dtype)."""
+    if not isinstance(value, np.ndarray) or value.ndim == 0:
+        return _real(name, pname, value)
+    if value.dtype.kind not in "iuf" or value.dtype.itemsize > 8:
+        raise TypeError(f"actfast.{name}: {pname} must be a real number or a real array, "
+                        f"got an array of dtype {value.dtype}")
+    a = value.astype(_param_dtype(x), copy=False)
+    if np.isnan(a).any():
+        raise ValueError(f"actfast.{name}: {pname} must not contain NaN")
+    return a
 
 
 def _real(name: str, pname: str, value: Any) -> float:
@@ -147,8 +174,11 @@ def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = Fa
 
 
 _P_SLOPE = """
-    negative_slope : float, default 0.01
-        Slope for x < 0."""
+    negative_slope : float or ndarray, default 0.01
+        Slope for x < 0; an array broadcasts against ``x`` (one slope per element, as
+        :func:`rrelu` draws them). It is cast to the dtype the kernel computes in
+        (float32 for float16/bfloat16/float32 input, float64 otherwise) and must not
+        hold NaN."""
 _P_ALPHA = """
     alpha : float, default 1.0
         Scale of the negative saturation value."""
@@ -192,15 +222,16 @@ def relu6_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = Tru
 
 
 @_document("""Leaky ReLU: ``x if x > 0 else negative_slope * x``.""", _P_SLOPE)
-def leaky_relu(x: ArrayLike, negative_slope: float = 0.01, *, out: Any = None, where: Any = True) -> Any:
-    s = _real("leaky_relu", "negative_slope", negative_slope)
+def leaky_relu(x: ArrayLike, negative_slope: float | np.ndarray = 0.01, *, out: Any = None,
+               where: Any = True) -> Any:
+    s = _real_or_array("leaky_relu", "negative_slope", negative_slope, x)
     return _call(_k.leaky_relu, "leaky_relu", (x,), (s,), out, where)
 
 
 @_document("""Gradient of :func:`leaky_relu`: ``dy if x > 0 else dy * negative_slope``.""", _P_SLOPE, grad=True)
-def leaky_relu_grad(x: ArrayLike, dy: ArrayLike, negative_slope: float = 0.01, *,
+def leaky_relu_grad(x: ArrayLike, dy: ArrayLike, negative_slope: float | np.ndarray = 0.01, *,
                     out: Any = None, where: Any = True) -> Any:
-    s = _real("leaky_relu_grad", "negative_slope", negative_slope)
+    s = _real_or_array("leaky_relu_grad", "negative_slope", negative_slope, x)
     return _call(_k.leaky_relu_grad, "leaky_relu_grad", (x, dy), (s,), out, where)
 
 
@@ -256,7 +287,7 @@ def softsign_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = 
 
 
 # --------------------------------------------------------------------------------------
-# threshold, the shrink family and squareplus
+# threshold, the shrink family, rrelu and squareplus
 # --------------------------------------------------------------------------------------
 
 _P_THRESHOLD = """
@@ -338,6 +369,77 @@ def soft_shrink_grad(x: ArrayLike, dy: ArrayLike, lambd: float = 0.5, *, out: An
                      where: Any = True) -> Any:
     return _call(_k.soft_shrink_grad, "soft_shrink_grad", (x, dy),
                  (_non_negative_finite("soft_shrink_grad", "lambd", lambd),), out, where)
+
+
+def _rrelu_bounds(name: str, lower: float, upper: float) -> tuple[float, float]:
+    lo, hi = _real(name, "lower", lower), _real(name, "upper", upper)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"actfast.{name}: lower and upper must be finite, got {lo} and {hi}")
+    if lo > hi:
+        raise ValueError(f"actfast.{name}: lower ({lo}) must not exceed upper ({hi})")
+    return lo, hi
+
+
+def rrelu(x: ArrayLike, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          rng: Any = None, *, out: Any = None, return_slopes: bool = False) -> Any:
+    """Randomized leaky ReLU (``torch.nn.functional.rrelu``): ``x if x > 0 else a * x``.
+
+    In evaluation mode (``training=False``, the default, as PyTorch) ``a`` is the fixed
+    slope ``(lower + upper) / 2``: this is ``leaky_relu(x, (lower + upper) / 2)``. In
+    training mode every element gets its own slope ``a`` drawn uniformly from
+    ``[lower, upper)`` by ``numpy.random.default_rng(rng)`` (reproducible for a seed),
+    applied by the :func:`leaky_relu` ufunc with the slopes as an array.
+
+    Parameters
+    ----------
+    x : array_like
+        Input (dtype rules as for every activation).
+    lower, upper : float, default 1/8, 1/3
+        Bounds of the slope; finite, ``lower <= upper`` (ValueError otherwise).
+    training : bool, default False
+        Draw random slopes (True) or use their mean (False).
+    rng : None, int, SeedSequence or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``; a Generator is used (and advanced) as is.
+    out : ndarray, optional
+        Where to write the result (as for :func:`leaky_relu`); untouched on any error.
+    return_slopes : bool, default False
+        Also return the slopes: an array of ``x``'s shape in training mode (in the dtype
+        the kernel computes in: float32 for float16/bfloat16/float32 input, float64
+        otherwise), the float ``(lower + upper) / 2`` otherwise. Give them to
+        :func:`rrelu_grad` for the backward pass.
+
+    Returns
+    -------
+    y, or (y, slopes) when ``return_slopes``
+
+    Notes
+    -----
+    PyTorch draws slopes only for the elements with ``x <= 0`` and keeps 1 for the others
+    (its ``noise`` tensor); here a slope is drawn for every element and only used where
+    ``x <= 0``, so the outputs and gradients have the same distribution. NumPy's and
+    PyTorch's generators differ: the same seed gives different slopes.
+    """
+    name = "rrelu"
+    lo, hi = _rrelu_bounds(name, lower, upper)
+    if not training:
+        slope: Any = (lo + hi) / 2
+    else:
+        gen = np.random.default_rng(rng)
+        slope = gen.uniform(lo, hi, size=np.shape(x)).astype(_param_dtype(x), copy=False)
+    y = _call(_k.leaky_relu, name, (x,), (slope,), out, True)
+    return (y, slope) if return_slopes else y
+
+
+@_document("""Gradient of :func:`rrelu`: ``dy if x > 0 else dy * slopes``, with the slopes that
+    ``rrelu(..., return_slopes=True)`` returned (an array, or the eval-mode float).
+
+    The same as ``leaky_relu_grad(x, dy, slopes)``.""", """
+    slopes : float or ndarray
+        The slopes of the forward pass; an array broadcasts against ``x``.""", grad=True)
+def rrelu_grad(x: ArrayLike, dy: ArrayLike, slopes: float | np.ndarray, *, out: Any = None,
+               where: Any = True) -> Any:
+    s = _real_or_array("rrelu_grad", "slopes", slopes, x)
+    return _call(_k.leaky_relu_grad, "rrelu_grad", (x, dy), (s,), out, where)
 
 
 @_document("""Squareplus (``jax.nn.squareplus``): ``(x + sqrt(x**2 + b)) / 2``, a smooth relu.

@@ -1,5 +1,5 @@
 """The new functions against PyTorch in float64 (torch.nn.functional forward, autograd for
-the gradients): threshold, hardshrink, softshrink, tanhshrink, softmin, and
+the gradients): threshold, hardshrink, softshrink, tanhshrink, rrelu (eval), softmin, and
 the softmax / log_softmax backward from the output. Skipped without PyTorch."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CASES = [
     ("soft_shrink", {}, F.softshrink),
     ("soft_shrink", {"lambd": 0.75}, lambda t: F.softshrink(t, 0.75)),
     ("tanh_shrink", {}, F.tanhshrink),
+    ("rrelu", {"lower": 0.1, "upper": 0.3}, lambda t: F.rrelu(t, 0.1, 0.3, training=False)),
 ]
 
 
@@ -44,7 +45,10 @@ def test_forward_and_gradient(name, params, fw):
     dy = np.random.default_rng(1).normal(size=x.shape)
     yt, gt = _autograd(fw, x, dy)
     y = getattr(actfast, name)(x, **params)
-    g = getattr(actfast, name + "_grad")(x, dy, **params)
+    if name == "rrelu":
+        g = actfast.rrelu_grad(x, dy, (params["lower"] + params["upper"]) / 2)
+    else:
+        g = getattr(actfast, name + "_grad")(x, dy, **params)
     if name == "tanh_shrink":
         # PyTorch's x - tanh(x) cancels near 0: its error is a few eps * |x|
         assert (np.abs(y - yt) <= 4e-16 * np.abs(x)).all()

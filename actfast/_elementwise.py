@@ -4,6 +4,11 @@ Each function is a thin layer over a NumPy ufunc of the compiled kernel module: 
 checks the keyword parameters (which become extra ufunc inputs) and lets the ufunc do
 everything else, so broadcasting, ``out=``, ``where=``, casting and ``__array_ufunc__``
 overrides (dask, xarray) behave exactly as with ``np.tanh``.
+
+bfloat16 (``ml_dtypes.bfloat16``, when ml_dtypes is installed; it is not imported until
+an array of a non-NumPy dtype is seen) has no loop of its own: such input runs the
+float32 loop (NumPy casts it, in buffered chunks) and the float32 result is rounded once
+to bfloat16, as the float16 loops do.
 """
 
 from __future__ import annotations
@@ -32,6 +37,29 @@ __all__ = [
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT16 = np.dtype(np.float16)
+# ml_dtypes' bfloat16, looked up the first time an array of a non-NumPy floating dtype
+# is seen (False: not looked up yet; None: ml_dtypes is not installed).
+_BFLOAT16: Any = False
+
+
+def _bfloat16() -> np.dtype | None:
+    """ml_dtypes.bfloat16 as a dtype, or None when ml_dtypes cannot be imported."""
+    global _BFLOAT16
+    if _BFLOAT16 is False:
+        try:
+            import ml_dtypes
+            _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+        except Exception:  # noqa: BLE001 - not installed, or broken: no bfloat16 support
+            _BFLOAT16 = None
+    return _BFLOAT16
+
+
+def _all_bfloat16(dts: list[np.dtype]) -> bool:
+    """True when every dtype in ``dts`` (at least one) is ml_dtypes.bfloat16."""
+    if not dts or any(dt.name != "bfloat16" for dt in dts):
+        return False
+    bf16 = _bfloat16()
+    return bf16 is not None and all(dt == bf16 for dt in dts)
 
 
 def _dtype_of(a: Any) -> np.dtype | None:
@@ -65,19 +93,27 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
     else:
         kwargs = {"out": out} if where is True else {"out": out, "where": where}
     dt = getattr(arrays[0], "dtype", None)
+    bf16 = None
     if dt is None or dt.kind != "f":
         # NumPy's loop search would send int8/int16/bool to the float16/float32 loops
         # (as it does for np.tanh); actfast computes integer input in float64.
-        kinds = [d.kind for d in map(_dtype_of, arrays) if d is not None]
-        if kinds and all(k in "biu" for k in kinds):
+        dts = [d for d in map(_dtype_of, arrays) if d is not None]
+        if dts and all(d.kind in "biu" for d in dts):
             kwargs["dtype"] = _FLOAT64
+        elif _all_bfloat16(dts):
+            # bfloat16 (ml_dtypes): computed in float32 and rounded once, as float16 is.
+            kwargs["dtype"] = _FLOAT32
+            bf16 = dts[0]
     try:
-        return ufunc(*arrays, *params, **kwargs)
+        result = ufunc(*arrays, *params, **kwargs)
     except TypeError as exc:
         err = _unsupported_dtype_error(name, arrays, exc)
         if err is exc:
             raise
         raise err from exc
+    if bf16 is not None and out is None:
+        result = result.astype(bf16)
+    return result
 
 
 def _param_dtype(x: Any) -> np.dtype:
@@ -124,8 +160,8 @@ _COMMON = """
     Parameters
     ----------
     x : array_like
-        Input (any shape; integer and bool input is computed in float64, float16 in
-        float32 and rounded to float16).{params}
+        Input (any shape; integer and bool input is computed in float64, float16 and
+        bfloat16 (ml_dtypes) in float32 and rounded once to the input's dtype).{params}
     out : ndarray, optional
         Where to write the result; it must have the broadcast shape and a dtype the
         result can be cast to (``same_kind``). It may be ``x`` itself (in place). On
@@ -136,8 +172,8 @@ _COMMON = """
     Returns
     -------
     ndarray or scalar
-        ``{ret}``, with the dtype of ``x`` for float16/32/64 input; a NumPy scalar
-        for scalar or 0-d input.
+        ``{ret}``, with the dtype of ``x`` for float16/32/64 and bfloat16 input; a
+        NumPy scalar for scalar or 0-d input.
 """
 
 _COMMON_GRAD = """
@@ -651,11 +687,12 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
             raise ValueError(f"actfast.{name}: out= is not supported for 0-d input")
         return _axis_call(gufunc, name, arrays, 0, None)[0]
     dts = [dt for dt in map(_dtype_of, arrays) if dt is not None]
-    half = bool(dts) and all(dt == _FLOAT16 for dt in dts)
+    # float16 and bfloat16 (ml_dtypes) rows are computed in float32 and rounded once.
+    half = dts[0] if dts and (all(dt == _FLOAT16 for dt in dts) or _all_bfloat16(dts)) else None
     kwargs: dict[str, Any] = {"axis": int(axis)}
     if out is not None:
         kwargs["out"] = out
-    if half:
+    if half is not None:
         kwargs["dtype"] = _FLOAT32           # computed in float32 ...
     elif dts and all(dt.kind in "biu" for dt in dts):
         kwargs["dtype"] = _FLOAT64
@@ -668,8 +705,8 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
         raise err from exc
     except np.exceptions.AxisError as exc:
         raise type(exc)(f"actfast.{name}: axis {axis} is out of bounds for the input") from exc
-    if half and out is None:
-        result = result.astype(_FLOAT16)    # ... and rounded once to float16
+    if half is not None and out is None:
+        result = result.astype(half)        # ... and rounded once to float16 / bfloat16
     return result
 
 

@@ -12,7 +12,7 @@ from ._threads import get_num_threads, num_threads, set_num_threads
 from ._config import show_config
 from ._elementwise import *  # noqa: F403
 from ._elementwise import __all__ as _elementwise_all
-from ._elementwise import hardsigmoid, hardswish, hardtanh, logsigmoid
+from ._elementwise import hardshrink, hardsigmoid, hardswish, hardtanh, logsigmoid, softshrink, tanhshrink
 from ._from_output import *  # noqa: F403
 from ._from_output import __all__ as _from_output_all
 from . import init
@@ -26,10 +26,13 @@ __all__ = [
     "num_threads",
     "set_num_threads",
     "show_config",
+    "hardshrink",
     "hardsigmoid",
     "hardswish",
     "hardtanh",
     "logsigmoid",
+    "softshrink",
+    "tanhshrink",
     "BornDeadEstimate",
     "Dense",
     "Sparsity",

@@ -4,6 +4,11 @@ Each function is a thin layer over a NumPy ufunc of the compiled kernel module: 
 checks the keyword parameters (which become extra ufunc inputs) and lets the ufunc do
 everything else, so broadcasting, ``out=``, ``where=``, casting and ``__array_ufunc__``
 overrides (dask, xarray) behave exactly as with ``np.tanh``.
+
+bfloat16 (``ml_dtypes.bfloat16``, when ml_dtypes is installed; it is not imported until
+an array of a non-NumPy dtype is seen) has no loop of its own: such input runs the
+float32 loop (NumPy casts it, in buffered chunks) and the float32 result is rounded once
+to bfloat16, as the float16 loops do.
 """
 
 from __future__ import annotations
@@ -18,18 +23,43 @@ from ._dispatch import kernels as _k
 
 __all__ = [
     "celu", "celu_grad", "elu", "elu_grad", "gelu", "gelu_grad",
+    "hard_shrink", "hard_shrink_grad",
     "hard_sigmoid", "hard_sigmoid_grad", "hard_swish", "hard_swish_grad",
     "hard_tanh", "hard_tanh_grad", "leaky_relu", "leaky_relu_grad",
     "log_sigmoid", "log_sigmoid_grad", "log_softmax", "log_softmax_grad",
-    "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad",
+    "mish", "mish_grad", "relu", "relu6", "relu6_grad", "relu_grad", "rrelu", "rrelu_grad",
     "selu", "selu_grad", "sigmoid", "sigmoid_grad", "silu", "silu_grad",
-    "softmax", "softmax_grad", "softplus", "softplus_grad", "softsign", "softsign_grad",
-    "tanh", "tanh_grad",
+    "soft_shrink", "soft_shrink_grad", "softmax", "softmax_grad", "softmin", "softmin_grad",
+    "softplus", "softplus_grad", "softsign", "softsign_grad", "squareplus", "squareplus_grad",
+    "tanh", "tanh_grad", "tanh_shrink", "tanh_shrink_grad", "threshold", "threshold_grad",
 ]
 
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT16 = np.dtype(np.float16)
+# ml_dtypes' bfloat16, looked up the first time an array of a non-NumPy floating dtype
+# is seen (False: not looked up yet; None: ml_dtypes is not installed).
+_BFLOAT16: Any = False
+
+
+def _bfloat16() -> np.dtype | None:
+    """ml_dtypes.bfloat16 as a dtype, or None when ml_dtypes cannot be imported."""
+    global _BFLOAT16
+    if _BFLOAT16 is False:
+        try:
+            import ml_dtypes
+            _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+        except Exception:  # noqa: BLE001 - not installed, or broken: no bfloat16 support
+            _BFLOAT16 = None
+    return _BFLOAT16
+
+
+def _all_bfloat16(dts: list[np.dtype]) -> bool:
+    """True when every dtype in ``dts`` (at least one) is ml_dtypes.bfloat16."""
+    if not dts or any(dt.name != "bfloat16" for dt in dts):
+        return False
+    bf16 = _bfloat16()
+    return bf16 is not None and all(dt == bf16 for dt in dts)
 
 
 def _dtype_of(a: Any) -> np.dtype | None:
@@ -63,19 +93,54 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
     else:
         kwargs = {"out": out} if where is True else {"out": out, "where": where}
     dt = getattr(arrays[0], "dtype", None)
+    bf16 = None
     if dt is None or dt.kind != "f":
         # NumPy's loop search would send int8/int16/bool to the float16/float32 loops
         # (as it does for np.tanh); actfast computes integer input in float64.
-        kinds = [d.kind for d in map(_dtype_of, arrays) if d is not None]
-        if kinds and all(k in "biu" for k in kinds):
+        dts = [d for d in map(_dtype_of, arrays) if d is not None]
+        if dts and all(d.kind in "biu" for d in dts):
             kwargs["dtype"] = _FLOAT64
+        elif _all_bfloat16(dts):
+            # bfloat16 (ml_dtypes): computed in float32 and rounded once, as float16 is.
+            kwargs["dtype"] = _FLOAT32
+            bf16 = dts[0]
     try:
-        return ufunc(*arrays, *params, **kwargs)
+        result = ufunc(*arrays, *params, **kwargs)
     except TypeError as exc:
         err = _unsupported_dtype_error(name, arrays, exc)
         if err is exc:
             raise
         raise err from exc
+    if bf16 is not None and out is None:
+        result = result.astype(bf16)
+    return result
+
+
+def _param_dtype(x: Any) -> np.dtype:
+    """The dtype in which the kernels compute for input ``x``: float32 for float16,
+    bfloat16 and float32, float64 otherwise."""
+    dt = _dtype_of(x)
+    if dt is None:
+        dt = np.asarray(x).dtype
+    if dt == _FLOAT32 or dt == _FLOAT16 or dt.name == "bfloat16":
+        return _FLOAT32
+    return _FLOAT64
+
+
+def _real_or_array(name: str, pname: str, value: Any, x: Any) -> Any:
+    """A parameter that may also be an ndarray broadcasting against ``x`` (leaky_relu's
+    slope, one per element for rrelu). A scalar is checked by :func:`_real`; an array
+    must be real and free of NaN, and is cast to the dtype the kernel computes in for
+    ``x`` (so that, as with a scalar, the parameter never changes the result's dtype)."""
+    if not isinstance(value, np.ndarray) or value.ndim == 0:
+        return _real(name, pname, value)
+    if value.dtype.kind not in "iuf" or value.dtype.itemsize > 8:
+        raise TypeError(f"actfast.{name}: {pname} must be a real number or a real array, "
+                        f"got an array of dtype {value.dtype}")
+    a = value.astype(_param_dtype(x), copy=False)
+    if np.isnan(a).any():
+        raise ValueError(f"actfast.{name}: {pname} must not contain NaN")
+    return a
 
 
 def _real(name: str, pname: str, value: Any) -> float:
@@ -95,8 +160,8 @@ _COMMON = """
     Parameters
     ----------
     x : array_like
-        Input (any shape; integer and bool input is computed in float64, float16 in
-        float32 and rounded to float16).{params}
+        Input (any shape; integer and bool input is computed in float64, float16 and
+        bfloat16 (ml_dtypes) in float32 and rounded once to the input's dtype).{params}
     out : ndarray, optional
         Where to write the result; it must have the broadcast shape and a dtype the
         result can be cast to (``same_kind``). It may be ``x`` itself (in place). On
@@ -107,8 +172,8 @@ _COMMON = """
     Returns
     -------
     ndarray or scalar
-        ``{ret}``, with the dtype of ``x`` for float16/32/64 input; a NumPy scalar
-        for scalar or 0-d input.
+        ``{ret}``, with the dtype of ``x`` for float16/32/64 and bfloat16 input; a
+        NumPy scalar for scalar or 0-d input.
 """
 
 _COMMON_GRAD = """
@@ -145,8 +210,11 @@ def _document(formula: str, params: str = "", ret: str = "f(x)", grad: bool = Fa
 
 
 _P_SLOPE = """
-    negative_slope : float, default 0.01
-        Slope for x < 0."""
+    negative_slope : float or ndarray, default 0.01
+        Slope for x < 0; an array broadcasts against ``x`` (one slope per element, as
+        :func:`rrelu` draws them). It is cast to the dtype the kernel computes in
+        (float32 for float16/bfloat16/float32 input, float64 otherwise) and must not
+        hold NaN."""
 _P_ALPHA = """
     alpha : float, default 1.0
         Scale of the negative saturation value."""
@@ -190,15 +258,16 @@ def relu6_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = Tru
 
 
 @_document("""Leaky ReLU: ``x if x > 0 else negative_slope * x``.""", _P_SLOPE)
-def leaky_relu(x: ArrayLike, negative_slope: float = 0.01, *, out: Any = None, where: Any = True) -> Any:
-    s = _real("leaky_relu", "negative_slope", negative_slope)
+def leaky_relu(x: ArrayLike, negative_slope: float | np.ndarray = 0.01, *, out: Any = None,
+               where: Any = True) -> Any:
+    s = _real_or_array("leaky_relu", "negative_slope", negative_slope, x)
     return _call(_k.leaky_relu, "leaky_relu", (x,), (s,), out, where)
 
 
 @_document("""Gradient of :func:`leaky_relu`: ``dy if x > 0 else dy * negative_slope``.""", _P_SLOPE, grad=True)
-def leaky_relu_grad(x: ArrayLike, dy: ArrayLike, negative_slope: float = 0.01, *,
+def leaky_relu_grad(x: ArrayLike, dy: ArrayLike, negative_slope: float | np.ndarray = 0.01, *,
                     out: Any = None, where: Any = True) -> Any:
-    s = _real("leaky_relu_grad", "negative_slope", negative_slope)
+    s = _real_or_array("leaky_relu_grad", "negative_slope", negative_slope, x)
     return _call(_k.leaky_relu_grad, "leaky_relu_grad", (x, dy), (s,), out, where)
 
 
@@ -251,6 +320,182 @@ def softsign(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
 @_document("""Gradient of :func:`softsign`: ``dy / (1 + |x|)**2``.""", grad=True)
 def softsign_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
     return _call(_k.softsign_grad, "softsign_grad", (x, dy), (), out, where)
+
+
+# --------------------------------------------------------------------------------------
+# threshold, the shrink family, rrelu and squareplus
+# --------------------------------------------------------------------------------------
+
+_P_THRESHOLD = """
+    threshold : float
+        The cut: ``x`` is kept where ``x > threshold``. Must not be NaN (+-inf is fine).
+    value : float
+        The replacement where ``x <= threshold``. Must not be NaN."""
+_P_LAMBD = """
+    lambd : float, default 0.5
+        Half-width of the band ``[-lambd, lambd]`` that is mapped to 0; finite and
+        ``>= 0`` (ValueError otherwise)."""
+_P_SQUAREPLUS = """
+    b : float, default 4.0
+        Curvature near 0 (``squareplus(0) = sqrt(b) / 2``); finite and ``>= 0``
+        (ValueError otherwise). ``b = 0`` gives ``relu``."""
+
+
+def _threshold_params(name: str, threshold: float, value: float) -> tuple[float, float]:
+    return _real(name, "threshold", threshold), _real(name, "value", value)
+
+
+def _non_negative_finite(name: str, pname: str, value: Any) -> float:
+    v = _real(name, pname, value)
+    if not (0.0 <= v < math.inf):
+        raise ValueError(f"actfast.{name}: {pname} must be finite and >= 0, got {v}")
+    return v
+
+
+@_document("""Threshold (``torch.nn.functional.threshold``): ``x if x > threshold else value``.
+
+    PyTorch computes ``value if x <= threshold else x``, so NaN is returned as NaN.
+    ONNX's ``ThresholdedRelu(alpha)`` is ``threshold(x, alpha, 0.0)``.""", _P_THRESHOLD)
+def threshold(x: ArrayLike, threshold: float, value: float, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.threshold, "threshold", (x,), _threshold_params("threshold", threshold, value), out, where)
+
+
+@_document("""Gradient of :func:`threshold`: ``dy if x > threshold else 0`` (0 at
+    ``x == threshold``, as PyTorch's ``threshold_backward``; NaN in ``x`` propagates,
+    where PyTorch returns ``dy``).""", _P_THRESHOLD, grad=True)
+def threshold_grad(x: ArrayLike, dy: ArrayLike, threshold: float, value: float, *,
+                   out: Any = None, where: Any = True) -> Any:
+    return _call(_k.threshold_grad, "threshold_grad", (x, dy),
+                 _threshold_params("threshold_grad", threshold, value), out, where)
+
+
+@_document("""Hard shrink (PyTorch's ``hardshrink``): ``x if |x| > lambd else 0``.
+
+    0 on the closed band ``[-lambd, lambd]``, as PyTorch; NaN propagates. ONNX:
+    ``Shrink(bias=0, lambd=lambd)``.""", _P_LAMBD)
+def hard_shrink(x: ArrayLike, lambd: float = 0.5, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_shrink, "hard_shrink", (x,), (_non_negative_finite("hard_shrink", "lambd", lambd),),
+                 out, where)
+
+
+@_document("""Gradient of :func:`hard_shrink`: ``dy if |x| > lambd else 0`` (0 at
+    ``|x| == lambd``, as PyTorch's ``hardshrink_backward``; NaN in ``x`` propagates).""",
+           _P_LAMBD, grad=True)
+def hard_shrink_grad(x: ArrayLike, dy: ArrayLike, lambd: float = 0.5, *, out: Any = None,
+                     where: Any = True) -> Any:
+    return _call(_k.hard_shrink_grad, "hard_shrink_grad", (x, dy),
+                 (_non_negative_finite("hard_shrink_grad", "lambd", lambd),), out, where)
+
+
+@_document("""Soft shrink (PyTorch's ``softshrink``): ``x - lambd`` for ``x > lambd``,
+    ``x + lambd`` for ``x < -lambd``, else 0.
+
+    0 on the closed band ``[-lambd, lambd]`` (+0, as ONNX and PyTorch's float64 kernel;
+    PyTorch's float32 kernel returns ``x * 0``, which keeps the sign of x); NaN
+    propagates. ONNX: ``Shrink(bias=lambd, lambd=lambd)``.""", _P_LAMBD)
+def soft_shrink(x: ArrayLike, lambd: float = 0.5, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.soft_shrink, "soft_shrink", (x,), (_non_negative_finite("soft_shrink", "lambd", lambd),),
+                 out, where)
+
+
+@_document("""Gradient of :func:`soft_shrink`: ``dy if |x| > lambd else 0`` (0 at
+    ``|x| == lambd``, as PyTorch's ``softshrink_backward``; NaN in ``x`` propagates).""",
+           _P_LAMBD, grad=True)
+def soft_shrink_grad(x: ArrayLike, dy: ArrayLike, lambd: float = 0.5, *, out: Any = None,
+                     where: Any = True) -> Any:
+    return _call(_k.soft_shrink_grad, "soft_shrink_grad", (x, dy),
+                 (_non_negative_finite("soft_shrink_grad", "lambd", lambd),), out, where)
+
+
+def _rrelu_bounds(name: str, lower: float, upper: float) -> tuple[float, float]:
+    lo, hi = _real(name, "lower", lower), _real(name, "upper", upper)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"actfast.{name}: lower and upper must be finite, got {lo} and {hi}")
+    if lo > hi:
+        raise ValueError(f"actfast.{name}: lower ({lo}) must not exceed upper ({hi})")
+    return lo, hi
+
+
+def rrelu(x: ArrayLike, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          rng: Any = None, *, out: Any = None, return_slopes: bool = False) -> Any:
+    """Randomized leaky ReLU (``torch.nn.functional.rrelu``): ``x if x > 0 else a * x``.
+
+    In evaluation mode (``training=False``, the default, as PyTorch) ``a`` is the fixed
+    slope ``(lower + upper) / 2``: this is ``leaky_relu(x, (lower + upper) / 2)``. In
+    training mode every element gets its own slope ``a`` drawn uniformly from
+    ``[lower, upper)`` by ``numpy.random.default_rng(rng)`` (reproducible for a seed),
+    applied by the :func:`leaky_relu` ufunc with the slopes as an array.
+
+    Parameters
+    ----------
+    x : array_like
+        Input (dtype rules as for every activation).
+    lower, upper : float, default 1/8, 1/3
+        Bounds of the slope; finite, ``lower <= upper`` (ValueError otherwise).
+    training : bool, default False
+        Draw random slopes (True) or use their mean (False).
+    rng : None, int, SeedSequence or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``; a Generator is used (and advanced) as is.
+    out : ndarray, optional
+        Where to write the result (as for :func:`leaky_relu`); untouched on any error.
+    return_slopes : bool, default False
+        Also return the slopes: an array of ``x``'s shape in training mode (in the dtype
+        the kernel computes in: float32 for float16/bfloat16/float32 input, float64
+        otherwise), the float ``(lower + upper) / 2`` otherwise. Give them to
+        :func:`rrelu_grad` for the backward pass.
+
+    Returns
+    -------
+    y, or (y, slopes) when ``return_slopes``
+
+    Notes
+    -----
+    PyTorch draws slopes only for the elements with ``x <= 0`` and keeps 1 for the others
+    (its ``noise`` tensor); here a slope is drawn for every element and only used where
+    ``x <= 0``, so the outputs and gradients have the same distribution. NumPy's and
+    PyTorch's generators differ: the same seed gives different slopes.
+    """
+    name = "rrelu"
+    lo, hi = _rrelu_bounds(name, lower, upper)
+    if not training:
+        slope: Any = (lo + hi) / 2
+    else:
+        gen = np.random.default_rng(rng)
+        slope = gen.uniform(lo, hi, size=np.shape(x)).astype(_param_dtype(x), copy=False)
+    y = _call(_k.leaky_relu, name, (x,), (slope,), out, True)
+    return (y, slope) if return_slopes else y
+
+
+@_document("""Gradient of :func:`rrelu`: ``dy if x > 0 else dy * slopes``, with the slopes that
+    ``rrelu(..., return_slopes=True)`` returned (an array, or the eval-mode float).
+
+    The same as ``leaky_relu_grad(x, dy, slopes)``.""", """
+    slopes : float or ndarray
+        The slopes of the forward pass; an array broadcasts against ``x``.""", grad=True)
+def rrelu_grad(x: ArrayLike, dy: ArrayLike, slopes: float | np.ndarray, *, out: Any = None,
+               where: Any = True) -> Any:
+    s = _real_or_array("rrelu_grad", "slopes", slopes, x)
+    return _call(_k.leaky_relu_grad, "rrelu_grad", (x, dy), (s,), out, where)
+
+
+@_document("""Squareplus (``jax.nn.squareplus``): ``(x + sqrt(x**2 + b)) / 2``, a smooth relu.
+
+    For ``x < 0`` the sum cancels; there the same value is computed as
+    ``b / (2 * (sqrt(x**2 + b) - x))``. Huge ``|x|`` (or ``b``) is scaled by a power of 2
+    first, so nothing overflows: ``squareplus(x) -> x`` at +inf and ``-> 0`` at -inf.
+    float32 input is computed in double and rounded once. PyTorch and ONNX have no such
+    op.""", _P_SQUAREPLUS)
+def squareplus(x: ArrayLike, b: float = 4.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.squareplus, "squareplus", (x,), (_non_negative_finite("squareplus", "b", b),), out, where)
+
+
+@_document("""Gradient of :func:`squareplus`: ``dy * (1 + x / sqrt(x**2 + b)) / 2``,
+    computed as ``dy * squareplus(x) / sqrt(x**2 + b)`` (no cancellation for ``x << 0``);
+    1 at +inf, 0 at -inf, and 1/2 at ``x = 0`` for ``b = 0`` (the limit ``b -> 0``).""",
+           _P_SQUAREPLUS, grad=True)
+def squareplus_grad(x: ArrayLike, dy: ArrayLike, b: float = 4.0, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.squareplus_grad, "squareplus_grad", (x, dy),
+                 (_non_negative_finite("squareplus_grad", "b", b),), out, where)
 
 
 # --------------------------------------------------------------------------------------
@@ -385,6 +630,22 @@ def tanh_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True
     return _call(_k.tanh_grad, "tanh_grad", (x, dy), (), out, where)
 
 
+@_document("""Tanh shrink (PyTorch's ``tanhshrink``): ``x - tanh(x)``.
+
+    Near 0 the difference cancels (it is ~x**3 / 3); for ``|x| <= 1.5`` it is computed
+    from a fitted polynomial of ``(x - tanh x) / x**3`` instead, so the result keeps
+    full relative accuracy down to the subnormals (PyTorch and NumPy's
+    ``x - np.tanh(x)`` lose all of it there). Odd: ``tanh_shrink(-0.0) = -0.0``
+    (PyTorch's subtraction gives +0). ONNX has no such op.""")
+def tanh_shrink(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh_shrink, "tanh_shrink", (x,), (), out, where)
+
+
+@_document("""Gradient of :func:`tanh_shrink`: ``dy * tanh(x)**2``.""", grad=True)
+def tanh_shrink_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.tanh_shrink_grad, "tanh_shrink_grad", (x, dy), (), out, where)
+
+
 def _gelu_kernel(name: str, approximate: str, exact: np.ufunc, tanh_approx: np.ufunc) -> np.ufunc:
     if approximate == "none":
         return exact
@@ -426,11 +687,12 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
             raise ValueError(f"actfast.{name}: out= is not supported for 0-d input")
         return _axis_call(gufunc, name, arrays, 0, None)[0]
     dts = [dt for dt in map(_dtype_of, arrays) if dt is not None]
-    half = bool(dts) and all(dt == _FLOAT16 for dt in dts)
+    # float16 and bfloat16 (ml_dtypes) rows are computed in float32 and rounded once.
+    half = dts[0] if dts and (all(dt == _FLOAT16 for dt in dts) or _all_bfloat16(dts)) else None
     kwargs: dict[str, Any] = {"axis": int(axis)}
     if out is not None:
         kwargs["out"] = out
-    if half:
+    if half is not None:
         kwargs["dtype"] = _FLOAT32           # computed in float32 ...
     elif dts and all(dt.kind in "biu" for dt in dts):
         kwargs["dtype"] = _FLOAT64
@@ -443,8 +705,8 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
         raise err from exc
     except np.exceptions.AxisError as exc:
         raise type(exc)(f"actfast.{name}: axis {axis} is out of bounds for the input") from exc
-    if half and out is None:
-        result = result.astype(_FLOAT16)    # ... and rounded once to float16
+    if half is not None and out is None:
+        result = result.astype(half)        # ... and rounded once to float16 / bfloat16
     return result
 
 
@@ -492,8 +754,30 @@ def log_softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = 
     return _axis_call(_k.log_softmax_grad, "log_softmax_grad", (x, dy), axis, out)
 
 
+def softmin(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Softmin along ``axis`` (``torch.nn.functional.softmin``): ``softmax(-x, axis)``.
+
+    ``exp(min - x) / sum(exp(min - x))``, computed by the softmax kernel reading ``-x``
+    (no temporary, exactly ``softmax(-x)``): a row holding NaN is all NaN, ``-inf``
+    entries share the mass equally. Parameters as for :func:`softmax`.
+    """
+    return _axis_call(_k.softmin, "softmin", (x,), axis, out)
+
+
+def softmin_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`softmin`: ``y * (sum(dy * y) - dy)``, ``y = softmin(x)``.
+
+    (The negative of softmax's at ``-x``.) ``y`` is recomputed; the sum, in double, runs
+    along ``axis``.
+    """
+    return _axis_call(_k.softmin_grad, "softmin_grad", (x, dy), axis, out)
+
+
 # PyTorch's spellings, for users coming from torch.nn.functional.
 hardtanh = hard_tanh
 hardsigmoid = hard_sigmoid
 hardswish = hard_swish
 logsigmoid = log_sigmoid
+hardshrink = hard_shrink
+softshrink = soft_shrink
+tanhshrink = tanh_shrink

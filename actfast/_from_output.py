@@ -5,7 +5,9 @@ Backprop code that keeps only each layer's output (PyTorch's ``sigmoid_backward`
 ``y = f(x)``. These are ufuncs like the others (any shape, broadcasting, ``out=``,
 ``where=``); their kernels are also the dense layer's backward for the activations where
 :func:`actfast.dense_saves` says "y". The formulas are in
-``src/_activation_from_output.pxd``.
+``src/_activation_from_output.pxd``. ``softmax_grad_from_output`` and
+``log_softmax_grad_from_output`` are generalized ufuncs over an axis, as
+:func:`actfast.softmax` is.
 
 Where the output does not determine the derivative (leaky_relu with a negative slope,
 elu with a negative alpha: ``y > 0`` then also happens for ``x < 0``) a ``ValueError``
@@ -20,15 +22,15 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from ._dispatch import kernels as _k
-from ._elementwise import (_P_ALPHA, _P_HARDTANH, _P_SLOPE, _P_SOFTPLUS, _bounds, _call, _celu_alpha,
+from ._elementwise import (_P_ALPHA, _P_HARDTANH, _P_SLOPE, _P_SOFTPLUS, _axis_call, _bounds, _call, _celu_alpha,
                            _document, _real, _softplus_params)
 
 __all__ = [
     "celu_grad_from_output", "elu_grad_from_output", "hard_sigmoid_grad_from_output",
     "hard_tanh_grad_from_output", "leaky_relu_grad_from_output", "log_sigmoid_grad_from_output",
-    "relu6_grad_from_output", "relu_grad_from_output", "selu_grad_from_output",
-    "sigmoid_grad_from_output", "softplus_grad_from_output", "softsign_grad_from_output",
-    "tanh_grad_from_output",
+    "log_softmax_grad_from_output", "relu6_grad_from_output", "relu_grad_from_output", "selu_grad_from_output",
+    "sigmoid_grad_from_output", "softmax_grad_from_output", "softplus_grad_from_output",
+    "softsign_grad_from_output", "tanh_grad_from_output",
 ]
 
 _FROM_OUTPUT = """
@@ -153,3 +155,43 @@ def tanh_grad_from_output(y: ArrayLike, dy: ArrayLike, *, out: Any = None, where
 @_doc("""Gradient of :func:`softsign` from its output: ``dy * (1 - |y|)**2``.""")
 def softsign_grad_from_output(y: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
     return _call(_k.softsign_grad_from_output, "softsign_grad_from_output", (y, dy), (), out, where)
+
+
+def softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`softmax` from its output: ``y * (dy - sum(dy * y))``.
+
+    ``y = softmax(x, axis)`` is the saved forward output (PyTorch's
+    ``_softmax_backward_data`` takes the same); the sum runs along ``axis``, in double.
+    A generalized ufunc ``(n),(n)->(n)`` over that axis: ``y`` and ``dy`` broadcast
+    against each other outside it, float16 and bfloat16 are computed in float32 and
+    rounded once, integer input in float64.
+
+    Parameters
+    ----------
+    y : array_like
+        The output of :func:`softmax`.
+    dy : array_like
+        The upstream gradient.
+    axis : int, default -1
+        The axis the softmax was taken along.
+    out : ndarray, optional
+        Where to write ``dx`` (the broadcast shape); it may be ``dy`` or ``y``. Left
+        untouched on any error.
+
+    Returns
+    -------
+    ndarray
+        ``dx``; equal to ``softmax_grad(x, dy, axis)`` up to the rounding of ``y``.
+    """
+    return _axis_call(_k.softmax_grad_from_output, "softmax_grad_from_output", (y, dy), axis, out)
+
+
+def log_softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`log_softmax` from its output: ``dy - exp(y) * sum(dy)``.
+
+    ``y = log_softmax(x, axis)`` is the saved forward output (PyTorch's
+    ``_log_softmax_backward_data`` takes the same), so ``exp(y) <= 1`` is the softmax;
+    the sum runs along ``axis``, in double. Array rules, parameters and ``out`` as for
+    :func:`softmax_grad_from_output`; ``y = -inf`` entries (softmax 0) give ``dy``.
+    """
+    return _axis_call(_k.log_softmax_grad_from_output, "log_softmax_grad_from_output", (y, dy), axis, out)

@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _dispatch
-from ._elementwise import _bounds, _celu_alpha, _real, _softplus_params
+from ._elementwise import _bounds, _celu_alpha, _non_negative_finite, _real, _softplus_params, _threshold_params
 from ._threads import get_num_threads
 
 __all__ = ["dense", "dense_grad", "dense_saves", "Dense"]
@@ -80,6 +80,28 @@ def _softplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _softplus_params(name, p["beta"], p["threshold"])
 
 
+def _threshold(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _threshold_params(name, p["threshold"], p["value"])
+
+
+def _lambd(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _non_negative_finite(name, "lambd", p["lambd"]), 0.0
+
+
+def _squareplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _non_negative_finite(name, "squareplus_b", p["squareplus_b"]), 0.0
+
+
+class _Required:
+    """The default of a parameter that has none (threshold's threshold and value)."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
 _ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tuple[float, float]]]] = {
     "linear": ({}, _no_params),
     "relu": ({}, _no_params),
@@ -99,10 +121,19 @@ _ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tu
     "mish": ({}, _no_params),
     "tanh": ({}, _no_params),
     "gelu": ({"approximate": "none"}, _no_params),
+    # The parameters are passed to the kernel as p0, p1 in the order of its list in
+    # src/_kernels.pyx.tp (threshold: threshold, value).
+    "threshold": ({"threshold": _REQUIRED, "value": _REQUIRED}, _threshold),
+    "hard_shrink": ({"lambd": 0.5}, _lambd),
+    "soft_shrink": ({"lambd": 0.5}, _lambd),
+    "tanh_shrink": ({}, _no_params),
+    # squareplus's b (actfast.squareplus(x, b)) is spelled squareplus_b: b is the bias here.
+    "squareplus": ({"squareplus_b": 4.0}, _squareplus),
 }
 _ALIASES = {
     "identity": "linear", "hardtanh": "hard_tanh", "hardsigmoid": "hard_sigmoid",
     "hardswish": "hard_swish", "logsigmoid": "log_sigmoid", "swish": "silu",
+    "hardshrink": "hard_shrink", "softshrink": "soft_shrink", "tanhshrink": "tanh_shrink",
 }
 # Activations whose derivative is a function of the output (see _activation_from_output.pxd).
 _FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
@@ -123,7 +154,7 @@ class _Act:
         self.grad = -1 if linear else index[kernel + ("_grad_from_output" if saves == "y" else "_grad")]
 
 
-def _resolve(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
+def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool = True) -> _Act:
     if activation is None:
         activation = "linear"
     if not isinstance(activation, str):
@@ -139,6 +170,10 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any]) -> _Act:
         raise TypeError(f"actfast.{fname}: activation {name!r} got unexpected parameter(s) "
                         f"{', '.join(unknown)}; it takes {takes}")
     p = {**defaults, **params}
+    missing = [k for k, v in p.items() if v is _REQUIRED]
+    if missing and require:
+        raise TypeError(f"actfast.{fname}: activation {name!r} needs the parameter(s) {', '.join(missing)}")
+    p.update({k: 0.0 for k in missing})   # dense_saves: the answer does not depend on them
     p0, p1 = check(fname, p)
     kernel = name
     if name == "gelu":
@@ -185,12 +220,13 @@ def dense_saves(activation: str | None = "relu", **params: Any) -> str:
     leaky_relu (negative_slope >= 0), elu (alpha >= 0)  "y"
     leaky_relu (slope < 0), elu (alpha < 0)             "z"
     gelu (both), silu, mish, softplus, log_sigmoid,     "z"
-    hard_sigmoid, hard_swish, softsign
+    hard_sigmoid, hard_swish, softsign, threshold,
+    hard_shrink, soft_shrink, tanh_shrink, squareplus
     ==================================================  ======
 
     Parameters are those of the activation (they matter for leaky_relu and elu).
     """
-    return _resolve("dense_saves", activation, params).saves
+    return _resolve("dense_saves", activation, params, require=False).saves
 
 
 # --------------------------------------------------------------------------------------
@@ -355,9 +391,10 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
         Bias; None for none.
     activation : str or None, default "relu"
         relu, relu6, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, sigmoid,
-        log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign (PyTorch
-        spellings hardtanh, hardsigmoid, hardswish, logsigmoid accepted), or None /
-        "linear" for no activation.
+        log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign, threshold,
+        hard_shrink, soft_shrink, tanh_shrink, squareplus (PyTorch spellings hardtanh,
+        hardsigmoid, hardswish, logsigmoid, hardshrink, softshrink, tanhshrink
+        accepted), or None / "linear" for no activation.
     out : ndarray, optional
         C-contiguous array of the result's shape and dtype, not overlapping an input.
         Left untouched when an error is raised.
@@ -369,7 +406,9 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
         The activation's parameters, as for the elementwise functions:
         ``negative_slope`` (leaky_relu), ``alpha`` (elu, celu), ``approximate`` (gelu:
         "none" or "tanh"), ``beta`` and ``threshold`` (softplus), ``min_val`` and
-        ``max_val`` (hard_tanh).
+        ``max_val`` (hard_tanh), ``threshold`` and ``value`` (threshold, both
+        required), ``lambd`` (hard_shrink, soft_shrink), ``squareplus_b`` (squareplus's
+        ``b``, renamed because ``b`` is the bias here).
 
     Returns
     -------
@@ -453,7 +492,8 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
         What :func:`dense_saves` names for this activation: the output ``y`` for
         linear, relu, relu6, leaky_relu (slope >= 0), hard_tanh, elu (alpha >= 0), selu,
         celu, sigmoid, tanh; the pre-activation ``z`` (``dense(..., return_z=True)``) for
-        gelu, silu, mish, softplus, log_sigmoid, hard_sigmoid, hard_swish, softsign and
+        gelu, silu, mish, softplus, log_sigmoid, hard_sigmoid, hard_swish, softsign,
+        threshold, hard_shrink, soft_shrink, tanh_shrink, squareplus and
         leaky_relu/elu with a negative parameter.
 
         ==================================================  ======

@@ -68,9 +68,12 @@ cdef extern from "actfast_vmath_poly.h" nogil:
     double AF_ROOT_GELU_GRAD_HI, AF_ROOT_GELU_GRAD_LO, AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
     double AF_ROOT_MISH_GRAD_HI, AF_ROOT_MISH_GRAD_LO, AF_ROOT_GELU_TANH_GRAD_HI, AF_ROOT_GELU_TANH_GRAD_LO
     double af_fma(double a, double b, double c)
+    double af__poly_tanh_shrink(double s)
+    double af__poly_tanh_shrink_lite(double s)
+    double AF_TANH_SHRINK_C, AF_TANH_SHRINK_Z0
 
 from cython cimport floating
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, sqrt
 
 # ---------------------------------------------------------------------------------------
 # Elementary functions, dispatched on the fused type at compile time.
@@ -183,6 +186,97 @@ cdef inline floating softsign_grad(floating x, floating dy) noexcept nogil:
     else:
         d = <floating>1 + f_abs(x)
         return (dy / d) / d
+
+# ---------------------------------------------------------------------------------------
+# threshold and the shrink family (torch.nn.functional.threshold, hardshrink, softshrink)
+# ---------------------------------------------------------------------------------------
+
+cdef inline floating threshold(floating x, floating threshold, floating value) noexcept nogil:
+    # PyTorch's `x <= threshold ? value : x`: NaN fails the comparison and is returned.
+    return value if x <= threshold else x
+
+cdef inline floating threshold_grad(floating x, floating dy, floating threshold, floating value) noexcept nogil:
+    # 0 at the kink x == threshold, as PyTorch's threshold_backward; NaN x propagates.
+    return dy if x > threshold else (x if x != x else <floating>0)
+
+cdef inline floating hard_shrink(floating x, floating lambd) noexcept nogil:
+    # PyTorch: 0 on [-lambd, lambd] (both ends included), x elsewhere; NaN passes.
+    return <floating>0 if (x >= -lambd and x <= lambd) else x
+
+cdef inline floating hard_shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
+    # 1 outside [-lambd, lambd], 0 on it (the kinks too), as PyTorch's hardshrink_backward.
+    return (<floating>0 if (x >= -lambd and x <= lambd) else dy) if x == x else x
+
+cdef inline floating soft_shrink(floating x, floating lambd) noexcept nogil:
+    # PyTorch: x - lambd above lambd, x + lambd below -lambd, else 0 (+0, as ONNX's Shrink
+    # and PyTorch's float64 kernel; its float32 kernel's x * 0 keeps the sign), and NaN
+    # passes. One rounding: the result is the difference of two numbers of the dtype.
+    return x - lambd if x > lambd else (x + lambd if x < -lambd else (<floating>0 if x == x else x))
+
+cdef inline floating soft_shrink_grad(floating x, floating dy, floating lambd) noexcept nogil:
+    # The same as hard_shrink_grad (PyTorch's softshrink_backward); gcc folds the two
+    # identical loops into one (identical code folding), so tools/vec_report.py finds no
+    # report of its own for this one.
+    return (<floating>0 if (x >= -lambd and x <= lambd) else dy) if x == x else x
+
+# ---------------------------------------------------------------------------------------
+# squareplus (jax.nn.squareplus): (x + sqrt(x^2 + b)) / 2
+# ---------------------------------------------------------------------------------------
+
+# The scale k of squareplus's inputs: 2^-600 where x^2 or b could overflow (|x| > 2^500,
+# b > 2^1000), 2^600 where both are so small that x^2 could underflow (|x| < 2^-500 and
+# b < 2^-1000), else 1. f is homogeneous, f(k x; k^2 b) = k f(x; b), and scaling by a
+# power of 2 is exact (2^500 = 3.27e150, 2^1000 = 1.07e301, 2^600 = 4.15e180). Written
+# inline with | and & on the comparisons (no short-circuit branches): with `or` and a
+# helper function the loops did not vectorise.
+
+cdef inline double squareplus_d(double x, double b) noexcept nogil:
+    # (x + s) / 2 with s = sqrt(x^2 + b) where x >= -s/2 (at most a factor 2 lost to
+    # cancellation there); below, the sum cancels and the same value is b / (2 (s - x)),
+    # whose terms are positive. In the scaled variables xs = k x, ss = k s; b k (not
+    # b k^2) is what the second form needs, which keeps it from underflowing when only
+    # x is huge.
+    cdef double a = af_fabs(x)
+    cdef bint big = (a > 3.273390607896142e150) | (b > 1.0715086071862673e301)
+    cdef bint tiny = (a < 3.054936363499605e-151) & (b < 9.332636185032189e-302)
+    cdef double k = 2.409919865102884e-181 if big else (4.149515568880993e180 if tiny else 1.0)
+    cdef double half_k = 2.0747577844404965e180 if big else (1.204959932551442e-181 if tiny else 0.5)
+    cdef double xs = x * k
+    cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
+    cdef double pos = (xs + ss) * half_k                    # (x + s) / 2, exact scaling
+    cdef double neg = (0.5 * (b * k)) / (ss - xs)
+    cdef double v = neg if 2.0 * xs < -ss else pos          # NaN: pos is NaN
+    return 0.0 if x == -INFINITY else v                     # the limit (pos: -inf + inf)
+
+cdef inline floating squareplus(floating x, floating b) noexcept nogil:
+    # float input: computed in double (nothing can overflow there) and rounded once.
+    if floating is float:
+        return <float>squareplus_d(x, b)
+    else:
+        return squareplus_d(x, b)
+
+cdef inline double squareplus_grad_d(double x, double b) noexcept nogil:
+    # f'(x) = 1/2 + (x / s) / 2 (the scaling leaves x / s unchanged) where x >= -s/2: no
+    # cancellation, and the error of s is damped by |x| / s. Below, f'(x) = f(x) / s
+    # with the cancellation-free form of f. At x = 0 with b = 0 (s = 0) the value is
+    # 1/2, the limit b -> 0 of f'(0); at +inf the limit 1.
+    cdef double a = af_fabs(x)
+    cdef bint big = (a > 3.273390607896142e150) | (b > 1.0715086071862673e301)
+    cdef bint tiny = (a < 3.054936363499605e-151) & (b < 9.332636185032189e-302)
+    cdef double k = 2.409919865102884e-181 if big else (4.149515568880993e180 if tiny else 1.0)
+    cdef double xs = x * k
+    cdef double ss = sqrt(af_fma(xs, xs, (b * k) * k))
+    cdef double mid = 0.5 + 0.5 * (xs / ss)
+    cdef double neg = (((0.5 * (b * k)) / (ss - xs)) / ss) * k
+    cdef double d = neg if 2.0 * xs < -ss else mid
+    d = 0.5 if ss == 0 else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
+
+cdef inline floating squareplus_grad(floating x, floating dy, floating b) noexcept nogil:
+    if floating is float:
+        return <float>(dy * squareplus_grad_d(x, b))
+    else:
+        return dy * squareplus_grad_d(x, b)
 
 # ---------------------------------------------------------------------------------------
 # The transcendental activations are written once, in double (the _d functions below,
@@ -341,7 +435,7 @@ cdef inline double silu_grad_d(double x) noexcept nogil:
     # Near the root the closed form cancels: Taylor series in t = x - root there.
     cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
     d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
@@ -401,7 +495,7 @@ cdef inline double mish_grad_d(double x) noexcept nogil:
     cdef double d = af_expmul(xc, G)
     cdef double r = (x - AF_ROOT_MISH_GRAD_HI) - AF_ROOT_MISH_GRAD_LO
     d = af__root_mish_grad(r) if af_fabs(r) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
@@ -431,6 +525,48 @@ cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
     else:
         return dy * tanh_grad_d(x, False)
 
+cdef inline double tanh_shrink_d(double x, bint lite) noexcept nogil:
+    # x - tanh(x) cancels near 0, where it is ~x^3 / 3. For |x| <= 1.5 it is x^3 g(s),
+    # s = x^2 - 1.125, g = (x - tanh x) / x^3 fitted (actfast_vmath_poly.h). In double,
+    # x^3 is carried as c + cl (the roundings of x^2 and of x x^2 recovered by fma; where
+    # fma is not fused they are 0 and it is plain x^3) and multiplied by g with one final
+    # rounding: 3.1 -> 1.x ulp. Above 1.5, |x| - tanh|x| = (|x| - 1) + 2e / (1 + e),
+    # e = exp(-2|x|): |x| - 1 >= 0.5 is exact (or rounds once) and the second term is
+    # below 0.1, so nothing cancels.
+    cdef double a = af_fabs(x)
+    cdef double z = x * x
+    cdef double s = z - AF_TANH_SHRINK_Z0
+    cdef double g, c, cl, small
+    if lite:      # float results: ~1e-12 relative is plenty
+        small = x * (z * af__poly_tanh_shrink_lite(s))
+    else:
+        g = af__poly_tanh_shrink(s)
+        c = x * z
+        cl = af_fma(x, z, -c) + x * af_fma(x, x, -z)
+        small = af_fma(c, g, cl * g)
+        small = x if x == 0 else small      # -0.0 (the sum of the pair gives +0)
+    cdef double e = d_exp(-2.0 * a, lite)
+    cdef double big = (a - 1.0) + (2.0 * e) / (1.0 + e)
+    big = -big if x < 0 else big
+    return small if a <= AF_TANH_SHRINK_C else big          # NaN: big is NaN
+
+cdef inline floating tanh_shrink(floating x) noexcept nogil:
+    if floating is float:
+        return <float>tanh_shrink_d(x, True)
+    else:
+        return tanh_shrink_d(x, False)
+
+cdef inline floating tanh_shrink_grad(floating x, floating dy) noexcept nogil:
+    # d/dx (x - tanh x) = tanh(x)^2; (dy t) t rather than dy (t t): no underflow of t^2
+    # for a large dy (float: in double, rounded once).
+    cdef double t
+    if floating is float:
+        t = af_tanh_lite(x)
+        return <float>((dy * t) * t)
+    else:
+        t = af_tanh(x)
+        return (dy * t) * t
+
 cdef inline floating gelu(floating x) noexcept nogil:
     # x * Phi(x). Phi comes from af_ndtr, which takes x itself: erfc(-x / sqrt 2) would
     # first round x / sqrt 2, and in the tail that rounding is multiplied by x^2 (~170
@@ -450,7 +586,7 @@ cdef inline double gelu_grad_d(double x) noexcept nogil:
     cdef double d = af_ndtr_xpdf(x)
     cdef double t = (x - AF_ROOT_GELU_GRAD_HI) - AF_ROOT_GELU_GRAD_LO
     d = af__root_gelu_grad(t) if af_fabs(t) < 0.75 else d
-    return (1.0 if x > 0 else 0.0) if d_isinf(x) else d
+    return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating gelu_grad(floating x, floating dy) noexcept nogil:
     if floating is float:

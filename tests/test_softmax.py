@@ -152,3 +152,29 @@ def test_parallel_rows_equal_serial():
             k._set_min_per_thread(cost, v)
     for a, b in zip(serial, par):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["softmax_grad", "log_softmax_grad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_in_place_on_dy(name, dtype):
+    """out=dy: NumPy hands the gufunc the same memory for dy and the output (no copy), so
+    the softmax must not be stored in the output before dy has been read."""
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(5, 9)) * 3).astype(dtype)
+    x[1, 2], x[2, :3], x[3, 0] = np.inf, np.inf, -np.inf
+    dy = rng.normal(size=(5, 9)).astype(dtype)
+    f = getattr(actfast, name)
+    want = f(x, dy)
+    for view in (lambda a: a, lambda a: a[:, ::-1], lambda a: a.T):
+        xv = view(x)
+        axis = 0 if xv.base is not None and xv.shape != x.shape else -1
+        ref = f(xv, view(dy), axis=axis)
+        d = view(dy.copy())
+        assert f(xv, d, axis=axis, out=d) is d
+        np.testing.assert_allclose(d, ref, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)
+    d = dy.copy()
+    f(x, d, out=d)
+    np.testing.assert_allclose(d, want, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)
+    same = dy.copy()                              # x, dy and out all one array
+    f(same, same, out=same)
+    np.testing.assert_allclose(same, f(dy, dy), rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)

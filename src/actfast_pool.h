@@ -8,18 +8,18 @@
  * machine with as many cores as threads, an OpenMP region then has to wait, at its
  * closing barrier, for a team thread that is sharing a core with a spinning BLAS worker
  * (a scheduler time slice, milliseconds); and libgomp's own idle team spins in turn
- * and slows the next BLAS call. Measured on 2 cores (MLP step, batch 256, float32,
- * bench scenario "train"): NumPy + actfast 2.9x slower than NumPy alone with OpenMP;
- * with this pool, see the README, "Threads".
+ * and slows the next BLAS call. Measured on 2 cores (Zen 4 VM, MLP 784-512-512-10 SGD
+ * step, batch 256, float32, NumPy matmuls and actfast activations): 2.89x slower than
+ * NumPy alone with OpenMP regions, 1.02x with this pool for relu, 0.39x for gelu.
  *
  * So the pool is built to never wait for a thread that has not turned up:
  * - the job is cut into chunks; every thread, the caller included, claims the next
  *   chunk with one compare-and-swap, so a helper that arrives late finds less (or
  *   nothing) to do, and the caller does the rest itself;
  * - the caller waits only for chunks that were claimed and are still running;
- * - an idle helper stays awake for 200 us, spinning on sched_yield() so that any other
- *   thread that wants its core (a BLAS worker, the Python thread) gets it at once, and
- *   then sleeps on a condition variable (see af_pool_wait);
+ * - an idle helper pause-spins for 50 us (back-to-back kernel calls find it awake) and
+ *   then sleeps on a condition variable, off the core the next BLAS call needs
+ *   (af_pool_wait says why this and not another policy);
  * - one job at a time: a second Python thread that calls while the pool is busy (or a
  *   nested call) runs its work on its own thread.
  * The pool does not change how any other library in the process waits or spins.
@@ -100,7 +100,7 @@ typedef struct {
 } af_pool_t;
 
 static af_pool_t af_pool = {
-    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 200000,
+    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 50000,
     .fn = NULL, .ctx = NULL, .n = 0, .chunk = 1, .created = 0,
     .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 };
@@ -132,41 +132,35 @@ static void af_pool_work(uint64_t s, uint64_t gen)
 }
 
 /*
- * A helper's wait for a job newer than generation seen. Three phases:
- * 1. a few microseconds of pause-spinning, for the fastest hand-over between kernel
- *    calls that follow each other closely;
- * 2. until spin_ns has passed, a sched_yield() loop: the helper stays awake for the next
- *    call, but gives its core at once to any other runnable thread there (a BLAS worker,
- *    the Python thread), so the BLAS call that follows an actfast call in a training
- *    loop does not wait for it;
- * 3. sleep on the condition variable (waking a sleeping thread costs ~10 us on bare
- *    metal, and up to a millisecond on a virtual machine whose idle vCPU halts).
+ * A helper's wait for a job newer than generation seen: pause-spin for spin_ns, then
+ * sleep on the condition variable. Measured with bench/pool_spin.py (Zen 4 VM, 2 cores,
+ * medians of 6-8 rounds, us): 1M float32 sigmoid / relu alone; the same right after
+ * PyTorch calls (its OpenMP team then spins); and (256, 1024) right after NumPy's
+ * (256x1024)@(1024x1024), itself 2.8-3.0 ms alone:
+ *                        alone       after torch   matmul + sigmoid, + relu
+ *   sleep at once        595 / 79    616 / 85      3261, 3110
+ *   pause-spin 20 us     557 / 59    606 / 65      3335, 3133
+ *   pause-spin 50 us     553 / 63    563 / 63      3254, 3128
+ *   pause-spin 100 us    552 / 58    554 / 59      3250, 3101
+ *   yield-spin 50 us     555 / 54   1054 / 95      3114, 2882
+ * (OpenMP regions, actfast 0.1: 559 / 62 alone.) Sleeping at once makes every call wait
+ * for the helper to wake, slow where an idle vCPU halts; a sched_yield() spin hands the
+ * core to any non-yielding spinner there (PyTorch's team, an OpenBLAS worker), so the
+ * helper stops helping; a short pause-spin does neither and costs the next BLAS call
+ * nothing measurable.
  */
 static uint64_t af_pool_wait(uint64_t seen)
 {
     af_pool_t *P = &af_pool;
     uint64_t s;
-    long now = af_now_ns();
-    long hot = now + 2000;
-    long deadline = now + atomic_load_explicit(&P->spin_ns, memory_order_relaxed);
-    int yielding = 0;
+    long deadline = af_now_ns() + atomic_load_explicit(&P->spin_ns, memory_order_relaxed);
     for (unsigned i = 1;; i++) {
         s = atomic_load_explicit(&P->state, memory_order_acquire);
         if (AF_GEN(s) != seen)
             return s;
-        if (yielding) {
-            sched_yield();
-            if ((i & 7) == 0 && af_now_ns() > deadline)
-                break;
-            continue;
-        }
         AF_PAUSE();
-        if ((i & 63) == 0) {
-            now = af_now_ns();
-            if (now > deadline)
-                break;
-            yielding = now > hot;
-        }
+        if ((i & 63) == 0 && af_now_ns() > deadline)
+            break;
     }
     pthread_mutex_lock(&P->mu);
     atomic_fetch_add(&P->sleepers, 1);

@@ -13,7 +13,7 @@ import pytest
 
 import actfast
 
-from test_elementwise import assert_ulp, ulp_error
+from _ulp import assert_ulp, ulp_error
 
 mpmath = pytest.importorskip("mpmath")
 mp = mpmath.mp

@@ -16,6 +16,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
+from _ulp import assert_ulp, ulp_error
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -107,25 +108,6 @@ def fwd_bound(op, dtype):
 
 def grad_bound(op, dtype):
     return GRAD_ULP_OVERRIDE.get(op, GRAD_ULP)[dtype]
-# Results in the subnormal range carry fewer significant bits, and a product such as
-# x * exp(x) rounds exp(x) to subnormal precision first: there the bound is absolute,
-# in units of the smallest subnormal.
-SUBNORMAL_ULP = 128.0
-
-
-def assert_ulp(got, ref, dtype, bound, x, label, floor=0.0):
-    err = ulp_error(got, ref, dtype, floor)
-    sub = np.abs(np.asarray(ref, dtype=np.float64)) < float(np.finfo(dtype).tiny)
-    for mask, limit, what in ((~sub, bound, "ulp"), (sub, SUBNORMAL_ULP, "subnormal ulp")):
-        if not mask.any():
-            continue
-        e = np.where(mask, err, 0.0)
-        worst = int(np.argmax(e))
-        assert e[worst] <= limit, (
-            f"{label}: {e[worst]:.2f} {what} at x={x.flat[worst]!r}: got {np.asarray(got).flat[worst]!r}, "
-            f"want {np.asarray(ref).flat[worst]!r}")
-
-
 def fwd(op):
     name, params, *_ = OPS[op]
     return lambda x, **kw: getattr(actfast, name)(x, **params, **kw)
@@ -134,23 +116,6 @@ def fwd(op):
 def grad(op):
     name, params, *_ = OPS[op]
     return lambda x, dy, **kw: getattr(actfast, name + "_grad")(x, dy, **params, **kw)
-
-
-def ulp_error(got, ref, dtype, floor=0.0):
-    """|got - ref| in units of the last place of the dtype at max(|ref|, floor)."""
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    info = np.finfo(dtype)
-    scale = np.maximum(np.abs(ref), floor)
-    # ulp of a normal number |r| is 2**(floor(log2 |r|) - mant); below tiny it is the
-    # subnormal spacing.
-    with np.errstate(divide="ignore"):
-        exp = np.floor(np.log2(np.maximum(scale, float(info.tiny))))
-    ulp = np.exp2(exp - info.nmant)
-    err = np.abs(got - ref)
-    both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
-    err = np.where(both_inf, 0.0, err)
-    return err / ulp
 
 
 def _mp_refs():

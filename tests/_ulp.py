@@ -1,0 +1,45 @@
+"""ULP error measurement shared by the accuracy tests (not a test module).
+
+tests/conftest.py puts this folder on sys.path, so test modules import it as ``_ulp``
+under any pytest import mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ulp_error(got, ref, dtype, floor=0.0):
+    """|got - ref| in units of the last place of the dtype at max(|ref|, floor)."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    info = np.finfo(dtype)
+    scale = np.maximum(np.abs(ref), floor)
+    # ulp of a normal number |r| is 2**(floor(log2 |r|) - mant); below tiny it is the
+    # subnormal spacing.
+    with np.errstate(divide="ignore"):
+        exp = np.floor(np.log2(np.maximum(scale, float(info.tiny))))
+    ulp = np.exp2(exp - info.nmant)
+    err = np.abs(got - ref)
+    both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
+    err = np.where(both_inf, 0.0, err)
+    return err / ulp
+
+
+# Results in the subnormal range carry fewer significant bits, and a product such as
+# x * exp(x) rounds exp(x) to subnormal precision first: there the bound is absolute,
+# in units of the smallest subnormal.
+SUBNORMAL_ULP = 128.0
+
+
+def assert_ulp(got, ref, dtype, bound, x, label, floor=0.0):
+    err = ulp_error(got, ref, dtype, floor)
+    sub = np.abs(np.asarray(ref, dtype=np.float64)) < float(np.finfo(dtype).tiny)
+    for mask, limit, what in ((~sub, bound, "ulp"), (sub, SUBNORMAL_ULP, "subnormal ulp")):
+        if not mask.any():
+            continue
+        e = np.where(mask, err, 0.0)
+        worst = int(np.argmax(e))
+        assert e[worst] <= limit, (
+            f"{label}: {e[worst]:.2f} {what} at x={x.flat[worst]!r}: got {np.asarray(got).flat[worst]!r}, "
+            f"want {np.asarray(ref).flat[worst]!r}")

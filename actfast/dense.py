@@ -233,11 +233,6 @@ def dense_saves(activation: str | None = "relu", **params: Any) -> str:
 # Compiled module, BLAS threads
 # --------------------------------------------------------------------------------------
 
-def _kern():
-    """The kernel module (the same instruction-set variant as the elementwise ufuncs)."""
-    return _dispatch.kernels
-
-
 class _BlasThreads:
     """Lowers NumPy's BLAS thread count for the duration of a call, when actfast's
     thread count (:func:`actfast.get_num_threads`) is the smaller.

@@ -13,7 +13,7 @@ import pytest
 
 import actfast
 
-from _ulp import assert_ulp, ulp_error
+from _helpers import assert_ulp, op_callers, ulp_error
 
 mpmath = pytest.importorskip("mpmath")
 mp = mpmath.mp
@@ -118,14 +118,7 @@ OP_IDS = list(OPS)
 F32_ULP = 1.0      # float32 is computed in double and rounded once: 0.5 measured
 
 
-def fwd(op):
-    name, params, *_ = OPS[op]
-    return lambda x, **kw: getattr(actfast, name)(x, **params, **kw)
-
-
-def grad(op):
-    name, params, *_ = OPS[op]
-    return lambda x, dy, **kw: getattr(actfast, name + "_grad")(x, dy, **params, **kw)
+fwd, grad = op_callers(OPS)
 
 
 def grid(dtype):

@@ -16,7 +16,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
-from _ulp import assert_ulp, ulp_error
+from _helpers import assert_ulp, op_callers, ulp_error
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -108,14 +108,7 @@ def fwd_bound(op, dtype):
 
 def grad_bound(op, dtype):
     return GRAD_ULP_OVERRIDE.get(op, GRAD_ULP)[dtype]
-def fwd(op):
-    name, params, *_ = OPS[op]
-    return lambda x, **kw: getattr(actfast, name)(x, **params, **kw)
-
-
-def grad(op):
-    name, params, *_ = OPS[op]
-    return lambda x, dy, **kw: getattr(actfast, name + "_grad")(x, dy, **params, **kw)
+fwd, grad = op_callers(OPS)
 
 
 def _mp_refs():

@@ -7,6 +7,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
+from _helpers import fd_vjp
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-14)])
@@ -54,17 +55,6 @@ def test_special_rows():
     assert np.isnan(y[4]).all() and np.isnan(ly[4]).all()
 
 
-def _fd_vjp(f, x, dy, axis, h=1e-6):
-    """dy^T J by central differences, one input coordinate at a time."""
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        g[idx] = np.sum(dy * (f(xp, axis=axis) - f(xm, axis=axis))) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_grad_against_finite_differences(name, axis):
@@ -73,7 +63,7 @@ def test_grad_against_finite_differences(name, axis):
     dy = rng.normal(size=(3, 5))
     f = getattr(actfast, name)
     g = getattr(actfast, name + "_grad")(x, dy, axis=axis)
-    np.testing.assert_allclose(g, _fd_vjp(f, x, dy, axis), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(g, fd_vjp(f, x, dy, axis), rtol=1e-6, atol=1e-8)
 
 
 def test_grad_analytic_forms():

@@ -9,6 +9,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
+from _helpers import fd_vjp
 
 SHAPES = [((5,), -1), ((4, 7), -1), ((4, 7), 0), ((3, 4, 5), 1), ((2, 1, 6), -1), ((3, 1000), -1), ((1, 1), 0)]
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
@@ -57,28 +58,18 @@ def test_from_output_matches_reference_and_gradient_from_input(shape, axis, dtyp
                                atol=4 * TOL[dtype])
 
 
-def _fd_vjp(f, x, dy, axis, h=1e-6):
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        g[idx] = np.sum(dy * (f(xp, axis=axis) - f(xm, axis=axis))) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_finite_differences(axis):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 5)) * 2
     dy = rng.normal(size=(3, 5))
-    np.testing.assert_allclose(actfast.softmin_grad(x, dy, axis=axis), _fd_vjp(actfast.softmin, x, dy, axis),
+    np.testing.assert_allclose(actfast.softmin_grad(x, dy, axis=axis), fd_vjp(actfast.softmin, x, dy, axis),
                                rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(actfast.softmax_grad_from_output(actfast.softmax(x, axis=axis), dy, axis=axis),
-                               _fd_vjp(actfast.softmax, x, dy, axis), rtol=1e-6, atol=1e-8)
+                               fd_vjp(actfast.softmax, x, dy, axis), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(
         actfast.log_softmax_grad_from_output(actfast.log_softmax(x, axis=axis), dy, axis=axis),
-        _fd_vjp(actfast.log_softmax, x, dy, axis), rtol=1e-6, atol=1e-8)
+        fd_vjp(actfast.log_softmax, x, dy, axis), rtol=1e-6, atol=1e-8)
 
 
 def test_special_rows():

@@ -1,12 +1,15 @@
-"""ULP error measurement shared by the accuracy tests (not a test module).
+"""Helpers shared by the test modules (not a test module): ULP errors, finite-difference
+vector-Jacobian products, callers for the tables of ops.
 
-tests/conftest.py puts this folder on sys.path, so test modules import it as ``_ulp``
-under any pytest import mode.
+tests/conftest.py puts this folder on sys.path, so test modules import it as
+``_helpers`` under any pytest import mode.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+import actfast
 
 
 def ulp_error(got, ref, dtype, floor=0.0):
@@ -43,3 +46,28 @@ def assert_ulp(got, ref, dtype, bound, x, label, floor=0.0):
         assert e[worst] <= limit, (
             f"{label}: {e[worst]:.2f} {what} at x={x.flat[worst]!r}: got {np.asarray(got).flat[worst]!r}, "
             f"want {np.asarray(ref).flat[worst]!r}")
+
+
+def op_callers(ops):
+    """(fwd, grad) for a table ``name -> (public name, params, ...)``: fwd(op)(x) and
+    grad(op)(x, dy) call the public function with the table's parameters."""
+    def fwd(op):
+        name, params, *_ = ops[op]
+        return lambda x, **kw: getattr(actfast, name)(x, **params, **kw)
+
+    def grad(op):
+        name, params, *_ = ops[op]
+        return lambda x, dy, **kw: getattr(actfast, name + "_grad")(x, dy, **params, **kw)
+
+    return fwd, grad
+
+
+def fd_vjp(f, x, dy, axis, h=1e-6):
+    """dy^T J of f(x, axis=axis) by central differences, one input coordinate at a time."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        g[idx] = np.sum(dy * (f(xp, axis=axis) - f(xm, axis=axis))) / (2 * h)
+    return g

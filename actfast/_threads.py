@@ -1,4 +1,4 @@
-"""Thread-count control for the OpenMP kernels.
+"""Thread-count control for the kernels (actfast's own pool, src/actfast_pool.h).
 
 The count a kernel uses is, in order of precedence:
 
@@ -9,8 +9,8 @@ The count a kernel uses is, in order of precedence:
 A limit placed on OpenMP afterwards (``threadpoolctl.threadpool_limits``, or
 ``omp_set_num_threads``) lowers the count in every case. Small arrays never use more
 than one thread (see the README, "Threads"), and a child process made by ``os.fork``
-runs every kernel single-threaded: GNU libgomp's thread pool does not survive a fork,
-and a child that entered a parallel region would hang.
+runs every kernel single-threaded: the pool's helper threads do not survive a fork
+(nor does an OpenMP runtime's, on the builds that use OpenMP's loop instead).
 """
 
 from __future__ import annotations

@@ -121,6 +121,28 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy, out: np.divide(dy, (1 + np.abs(x)) ** 2, out=out),
         fne="x / (1 + abs(x))", gne="dy / ((1 + abs(x)) * (1 + abs(x)))",
         ftorch=("softsign", ("x",), None), gtorch=("softsign_grad", ("dy", "x"), None))
+    add("hard_shrink",  # lambd = 0.5 (PyTorch's)
+        lambda x: np.where(np.abs(x) > 0.5, x, 0.0), lambda x, dy: np.where(np.abs(x) > 0.5, dy, 0.0),
+        lambda x, out: np.multiply(x, np.abs(x) > 0.5, out=out),
+        lambda x, dy, out: np.multiply(dy, np.abs(x) > 0.5, out=out),
+        fne="where(abs(x) > 0.5, x, 0)", gne="where(abs(x) > 0.5, dy, 0)",
+        ftorch=("hardshrink", ("x", 0.5), "out"), gtorch=("hardshrink_backward", ("dy", "x", 0.5), "grad_input"))
+    add("soft_shrink",  # lambd = 0.5
+        lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0.0), lambda x, dy: np.where(np.abs(x) > 0.5, dy, 0.0),
+        lambda x, out: np.multiply(np.sign(x), np.maximum(np.abs(x) - 0.5, 0), out=out),
+        lambda x, dy, out: np.multiply(dy, np.abs(x) > 0.5, out=out),
+        fne="where(x > 0.5, x - 0.5, where(x < -0.5, x + 0.5, 0))", gne="where(abs(x) > 0.5, dy, 0)",
+        ftorch=("softshrink", ("x", 0.5), "out"), gtorch=("softshrink_backward", ("dy", "x", 0.5), "grad_input"))
+    add("tanh_shrink",  # x - tanh(x): the float64 reference cancels near 0 (checked to rtol there)
+        lambda x: x - np.tanh(x), lambda x, dy: dy * np.tanh(x) ** 2,
+        lambda x, out: np.subtract(x, np.tanh(x), out=out),
+        lambda x, dy, out: np.multiply(dy, np.tanh(x) ** 2, out=out),
+        fne="x - tanh(x)", gne="dy * tanh(x) * tanh(x)")
+    add("squareplus",  # b = 4 (jax.nn's); PyTorch has none
+        lambda x: (x + np.sqrt(x * x + 4.0)) / 2, lambda x, dy: dy * (1 + x / np.sqrt(x * x + 4.0)) / 2,
+        lambda x, out: np.multiply(x + np.sqrt(x * x + 4), 0.5, out=out),
+        lambda x, dy, out: np.multiply(dy, (1 + x / np.sqrt(x * x + 4)) / 2, out=out),
+        fne="(x + sqrt(x * x + 4)) / 2", gne="dy * (1 + x / sqrt(x * x + 4)) / 2")
     add("elu",
         lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
         lambda x, dy: np.where(x > 0, dy, dy * np.exp(np.minimum(x, 0))),

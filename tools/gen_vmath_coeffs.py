@@ -12,17 +12,26 @@ mp.mp.dps = 60
 OUT = []
 
 
+def literals(c, T):
+    """C literals of the coefficients c (ascending) for type T ("float" or "double")."""
+    suf = "f" if T == "float" else ""
+    lit = [mp.nstr(ci, 9 if T == "float" else 21, min_fixed=-1, max_fixed=1) for ci in c]
+    return [s + (".0" if ("." not in s and "e" not in s) else "") + suf for s in lit]
+
+
+def horner(lit, var, fma="AF_FMA"):
+    """The C expression of the polynomial with coefficient literals lit (ascending) in var."""
+    expr = lit[-1]
+    for s in reversed(lit[:-1]):
+        expr = f"{fma}({var}, {expr}, {s})"
+    return expr
+
+
 def fit(name, f, a, b, deg, T):
     """A C function NAME(t) evaluating the fitted polynomial by Horner's rule."""
     c, err = mp.chebyfit(f, [a, b], deg + 1, error=True)
     c = c[::-1]  # ascending order
-    fma = "AF_FMAF" if T == "float" else "AF_FMA"
-    suf = "f" if T == "float" else ""
-    lit = [mp.nstr(ci, 9 if T == "float" else 21, min_fixed=-1, max_fixed=1) for ci in c]
-    lit = [s + (".0" if ("." not in s and "e" not in s) else "") + suf for s in lit]
-    expr = lit[-1]
-    for s in reversed(lit[:-1]):
-        expr = f"{fma}(t, {expr}, {s})"
+    expr = horner(literals(c, T), "t", "AF_FMAF" if T == "float" else "AF_FMA")
     OUT.append(f"/* degree {deg} on [{mp.nstr(a, 8)}, {mp.nstr(b, 8)}]; approximation error {mp.nstr(err, 3)} */")
     OUT.append(f"AF_INLINE {T} {name}({T} t) {{ return {expr}; }}")
     OUT.append("")
@@ -136,10 +145,7 @@ for nm, f, guess in [("gelu_grad", _gelu_d, -0.75), ("silu_grad", _silu_d, -1.28
 
     c, err = mp.chebyfit(g, [-ROOT_W, ROOT_W], ROOT_DEG + 1, error=True)
     c = c[::-1]
-    lit = [mp.nstr(ci, 21) for ci in c]
-    expr = lit[-1]
-    for sv in reversed(lit[:-1]):
-        expr = f"AF_FMA(t, {expr}, {sv})"
+    expr = horner([mp.nstr(ci, 21) for ci in c], "t")
     OUT.append(f"/* {nm}: root {mp.nstr(r, 25)}; f'(root + t) = t g(t), g of degree {ROOT_DEG} on"
                f" |t| <= {mp.nstr(ROOT_W, 5)}, max abs error of g {mp.nstr(err, 3)} (|g| ~ {mp.nstr(abs(fr1), 3)}) */")
     OUT.append(f"#define AF_ROOT_{nm.upper()}_HI {rh!r}")
@@ -168,11 +174,7 @@ def _tanh_shrink_g(s):
 for nm, deg in (("af__poly_tanh_shrink", 22), ("af__poly_tanh_shrink_lite", 14)):
     c, err = mp.chebyfit(_tanh_shrink_g, [-TS_Z0, TS_Z0], deg + 1, error=True)
     c = c[::-1]
-    lit = [mp.nstr(ci, 21, min_fixed=-1, max_fixed=1) for ci in c]
-    lit = [sv + (".0" if ("." not in sv and "e" not in sv) else "") for sv in lit]
-    expr = lit[-1]
-    for sv in reversed(lit[:-1]):
-        expr = f"AF_FMA(s, {expr}, {sv})"
+    expr = horner(literals(c, "double"), "s")
     OUT.append(f"/* tanh_shrink: (x - tanh x) / x^3 = g(s), s = x^2 - {mp.nstr(TS_Z0, 8)}, for |x| <= {mp.nstr(TS_C, 5)};"
                f" degree {deg}, approximation error {mp.nstr(err, 3)} (g ~ 0.18 .. 0.33) */")
     OUT.append(f"AF_INLINE double {nm}(double s) {{ return {expr}; }}")

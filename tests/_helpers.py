@@ -71,3 +71,15 @@ def fd_vjp(f, x, dy, axis, h=1e-6):
         xm[idx] -= h
         g[idx] = np.sum(dy * (f(xp, axis=axis) - f(xm, axis=axis))) / (2 * h)
     return g
+
+
+def same_on_1_and_2_threads(compute, label):
+    """compute() -> tuple of arrays, run with 1 and with 2 threads: asserts the results
+    are equal bit for bit and returns the 2-thread ones."""
+    with actfast.num_threads(1):
+        serial = compute()
+    with actfast.num_threads(2):
+        parallel = compute()
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b, err_msg=label)
+    return parallel

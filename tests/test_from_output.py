@@ -14,6 +14,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
+from _helpers import same_on_1_and_2_threads
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -153,11 +154,7 @@ def test_parallel_equals_serial(case):
     for n in (1, 2047, 8191, 65535, 65536 + 63, 300001):
         y = f(rng.normal(size=n).astype(np.float32) * 4, **params)
         dy = rng.normal(size=n).astype(np.float32)
-        with actfast.num_threads(1):
-            a = g_out(y, dy, **params)
-        with actfast.num_threads(2):
-            b = g_out(y, dy, **params)
-        np.testing.assert_array_equal(a, b, err_msg=f"n={n}")
+        same_on_1_and_2_threads(lambda: (g_out(y, dy, **params),), f"n={n}")
 
 
 def test_dense_backward_uses_the_same_kernel():

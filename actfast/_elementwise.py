@@ -291,25 +291,68 @@ def hard_tanh_grad(x: ArrayLike, dy: ArrayLike, min_val: float = -1.0, max_val: 
                  out, where)
 
 
-@_document("""Hard sigmoid (PyTorch's ``hardsigmoid``): ``relu6(x + 3) / 6``.""")
-def hard_sigmoid(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.hard_sigmoid, "hard_sigmoid", (x,), (), out, where)
+_HARD_SIGMOID_ALPHA = 1.0 / 6.0
 
 
-@_document("""Gradient of :func:`hard_sigmoid`: ``dy / 6`` on (-3, 3), else 0.""", grad=True)
-def hard_sigmoid_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.hard_sigmoid_grad, "hard_sigmoid_grad", (x, dy), (), out, where)
+def _finite(name: str, pname: str, value: Any) -> float:
+    v = _real(name, pname, value)
+    if math.isinf(v):
+        raise ValueError(f"actfast.{name}: {pname} must be finite, got {v}")
+    return v
 
 
-@_document("""Hard swish (PyTorch's ``hardswish``): ``x * relu6(x + 3) / 6``.""")
-def hard_swish(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.hard_swish, "hard_swish", (x,), (), out, where)
+def _hard_sigmoid_params(name: str, alpha: Any, beta: Any) -> tuple[float, float]:
+    if alpha is _HARD_SIGMOID_ALPHA and beta == 0.5:
+        return _HARD_SIGMOID_ALPHA, 0.5
+    a = _finite(name, "alpha", alpha)
+    if a == 0:
+        raise ValueError(f"actfast.{name}: alpha must be non-zero (with alpha = 0 the function "
+                         "is the constant clip(beta, 0, 1))")
+    return a, _finite(name, "beta", beta)
 
 
-@_document("""Gradient of :func:`hard_swish`: 0 for x < -3, ``dy * (x/3 + 1/2)`` on [-3, 3],
-    ``dy`` above (PyTorch's convention at the kinks).""", grad=True)
-def hard_swish_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.hard_swish_grad, "hard_swish_grad", (x, dy), (), out, where)
+_P_HARD_SIGMOID = """
+    alpha : float, default 1/6
+        Slope of the linear part; finite and non-zero. ONNX's HardSigmoid uses 0.2.
+    beta : float, default 0.5
+        Offset of the linear part; finite.
+
+    Computed as ``(x + beta / alpha) / (1 / alpha)``, which is PyTorch's exact
+    ``relu6(x + 3) / 6`` for the defaults (and ``(x + 2.5) / 5`` for ONNX's 0.2, 0.5);
+    the parameters stay in double also for float32 input."""
+
+
+@_document("""Hard sigmoid (PyTorch's ``hardsigmoid``, ONNX's ``HardSigmoid``):
+    ``clip(alpha * x + beta, 0, 1)``, ``relu6(x + 3) / 6`` for the defaults.""", _P_HARD_SIGMOID)
+def hard_sigmoid(x: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0.5, *, out: Any = None,
+                 where: Any = True) -> Any:
+    return _call(_k.hard_sigmoid, "hard_sigmoid", (x,), _hard_sigmoid_params("hard_sigmoid", alpha, beta),
+                 out, where)
+
+
+@_document("""Gradient of :func:`hard_sigmoid`: ``dy * alpha`` strictly between the kinks
+    (on (-3, 3) for the defaults), else 0.""", _P_HARD_SIGMOID, grad=True)
+def hard_sigmoid_grad(x: ArrayLike, dy: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0.5, *,
+                      out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_sigmoid_grad, "hard_sigmoid_grad", (x, dy),
+                 _hard_sigmoid_params("hard_sigmoid_grad", alpha, beta), out, where)
+
+
+@_document("""Hard swish (PyTorch's ``hardswish``, ONNX's ``HardSwish``):
+    ``x * hard_sigmoid(x, alpha, beta)``, ``x * relu6(x + 3) / 6`` for the defaults.""",
+           _P_HARD_SIGMOID)
+def hard_swish(x: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0.5, *, out: Any = None,
+               where: Any = True) -> Any:
+    return _call(_k.hard_swish, "hard_swish", (x,), _hard_sigmoid_params("hard_swish", alpha, beta), out, where)
+
+
+@_document("""Gradient of :func:`hard_swish`: 0 below the lower kink (x < -3),
+    ``dy * (2 * alpha * x + beta)`` up to the upper kink (``dy * (x/3 + 1/2)`` on [-3, 3]),
+    ``dy`` above (PyTorch's convention at the kinks).""", _P_HARD_SIGMOID, grad=True)
+def hard_swish_grad(x: ArrayLike, dy: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0.5, *,
+                    out: Any = None, where: Any = True) -> Any:
+    return _call(_k.hard_swish_grad, "hard_swish_grad", (x, dy),
+                 _hard_sigmoid_params("hard_swish_grad", alpha, beta), out, where)
 
 
 @_document("""Softsign: ``x / (1 + |x|)``; +-1 at +-inf.""")
@@ -516,16 +559,37 @@ def elu_grad(x: ArrayLike, dy: ArrayLike, alpha: float = 1.0, *, out: Any = None
     return _call(_k.elu_grad, "elu_grad", (x, dy), (a,), out, where)
 
 
-@_document("""Scaled ELU: ``scale * (x if x > 0 else alpha * (exp(x) - 1))`` with
-    ``alpha = 1.6732632423543772`` and ``scale = 1.0507009873554805``.""")
-def selu(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.selu, "selu", (x,), (), out, where)
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
+def _selu_params(name: str, alpha: Any, scale: Any) -> tuple[float, float]:
+    if alpha is SELU_ALPHA and scale is SELU_SCALE:
+        return SELU_ALPHA, SELU_SCALE
+    return _finite(name, "alpha", alpha), _finite(name, "scale", scale)
+
+
+_P_SELU = """
+    alpha : float, default 1.6732632423543772
+        Scale of the negative saturation value (finite). ONNX's Selu calls it alpha too.
+    scale : float, default 1.0507009873554805
+        Overall scale (finite); ONNX's ``gamma``. Both stay in double also for float32
+        input, so the defaults are the exact constants."""
+
+
+@_document("""Scaled ELU: ``scale * (x if x > 0 else alpha * (exp(x) - 1))``, by default
+    with the self-normalising ``alpha = 1.6732632423543772`` and ``scale = 1.0507009873554805``.""",
+           _P_SELU)
+def selu(x: ArrayLike, alpha: float = SELU_ALPHA, scale: float = SELU_SCALE, *, out: Any = None,
+         where: Any = True) -> Any:
+    return _call(_k.selu, "selu", (x,), _selu_params("selu", alpha, scale), out, where)
 
 
 @_document("""Gradient of :func:`selu`: ``dy * scale`` for x > 0, else
-    ``dy * scale * alpha * exp(x)``.""", grad=True)
-def selu_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.selu_grad, "selu_grad", (x, dy), (), out, where)
+    ``dy * scale * alpha * exp(x)``.""", _P_SELU, grad=True)
+def selu_grad(x: ArrayLike, dy: ArrayLike, alpha: float = SELU_ALPHA, scale: float = SELU_SCALE, *,
+              out: Any = None, where: Any = True) -> Any:
+    return _call(_k.selu_grad, "selu_grad", (x, dy), _selu_params("selu_grad", alpha, scale), out, where)
 
 
 def _celu_alpha(name: str, alpha: float) -> float:
@@ -572,14 +636,27 @@ def log_sigmoid_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any
     return _call(_k.log_sigmoid_grad, "log_sigmoid_grad", (x, dy), (), out, where)
 
 
-@_document("""SiLU (swish): ``x * sigmoid(x)``.""")
-def silu(x: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.silu, "silu", (x,), (), out, where)
+def _silu_beta(name: str, beta: Any) -> tuple[float]:
+    return (1.0,) if beta is _ONE else (_finite(name, "beta", beta),)
 
 
-@_document("""Gradient of :func:`silu`: ``dy * s * (1 + x * (1 - s))``, ``s = sigmoid(x)``.""", grad=True)
-def silu_grad(x: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.silu_grad, "silu_grad", (x, dy), (), out, where)
+_ONE = 1.0
+_P_SILU = """
+    beta : float, default 1.0
+        Scale inside the sigmoid (swish-beta; ONNX's Swish ``alpha``); finite, any
+        sign. It stays in double also for float32 input."""
+
+
+@_document("""SiLU (swish): ``x * sigmoid(beta * x)``, ``x * sigmoid(x)`` by default; the
+    limits at +-inf (0 where ``beta * x -> -inf``).""", _P_SILU)
+def silu(x: ArrayLike, beta: float = _ONE, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.silu, "silu", (x,), _silu_beta("silu", beta), out, where)
+
+
+@_document("""Gradient of :func:`silu`: ``dy * silu'(beta * x)`` with
+    ``silu'(u) = s * (1 + u * (1 - s))``, ``s = sigmoid(u)``.""", _P_SILU, grad=True)
+def silu_grad(x: ArrayLike, dy: ArrayLike, beta: float = _ONE, *, out: Any = None, where: Any = True) -> Any:
+    return _call(_k.silu_grad, "silu_grad", (x, dy), _silu_beta("silu_grad", beta), out, where)
 
 
 def _softplus_params(name: str, beta: float, threshold: float) -> tuple[float, float]:

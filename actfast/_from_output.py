@@ -22,8 +22,9 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from ._dispatch import kernels as _k
-from ._elementwise import (_P_ALPHA, _P_HARDTANH, _P_SLOPE, _P_SOFTPLUS, _axis_call, _bounds, _call, _celu_alpha,
-                           _document, _real, _softplus_params)
+from ._elementwise import (SELU_ALPHA, SELU_SCALE, _HARD_SIGMOID_ALPHA, _P_ALPHA, _P_HARD_SIGMOID, _P_HARDTANH,
+                           _P_SELU, _P_SLOPE, _P_SOFTPLUS, _axis_call, _bounds, _call, _celu_alpha, _document,
+                           _hard_sigmoid_params, _real, _selu_params, _softplus_params)
 
 __all__ = [
     "celu_grad_from_output", "elu_grad_from_output", "hard_sigmoid_grad_from_output",
@@ -94,9 +95,13 @@ def hard_tanh_grad_from_output(y: ArrayLike, dy: ArrayLike, min_val: float = -1.
     return _call(_k.hard_tanh_grad_from_output, name, (y, dy), _bounds(name, min_val, max_val), out, where)
 
 
-@_doc("""Gradient of :func:`hard_sigmoid` from its output: ``dy / 6`` where ``0 < y < 1``, else 0.""")
-def hard_sigmoid_grad_from_output(y: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.hard_sigmoid_grad_from_output, "hard_sigmoid_grad_from_output", (y, dy), (), out, where)
+@_doc("""Gradient of :func:`hard_sigmoid` from its output: ``dy * alpha`` where ``0 < y < 1``
+    (``dy / 6`` for the defaults), else 0.""", _P_HARD_SIGMOID)
+def hard_sigmoid_grad_from_output(y: ArrayLike, dy: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA,
+                                  beta: float = 0.5, *, out: Any = None, where: Any = True) -> Any:
+    name = "hard_sigmoid_grad_from_output"
+    return _call(_k.hard_sigmoid_grad_from_output, name, (y, dy), _hard_sigmoid_params(name, alpha, beta),
+                 out, where)
 
 
 @_doc("""Gradient of :func:`elu` from its output: ``dy if y > 0 else dy * (y + alpha)``.
@@ -109,10 +114,23 @@ def elu_grad_from_output(y: ArrayLike, dy: ArrayLike, alpha: float = 1.0, *,
     return _call(_k.elu_grad_from_output, name, (y, dy), (a,), out, where)
 
 
+def _selu_from_output_params(name: str, alpha: Any, scale: Any) -> tuple[float, float]:
+    a, s = _selu_params(name, alpha, scale)
+    if s <= 0 or a < 0:
+        raise ValueError(f"actfast.{name}: needs scale > 0 and alpha >= 0 (got scale={s}, alpha={a}): "
+                         "otherwise y > 0 does not tell x > 0")
+    return a, s
+
+
 @_doc("""Gradient of :func:`selu` from its output: ``dy * scale`` where ``y > 0``, else
-    ``dy * (y + scale * alpha)``.""")
-def selu_grad_from_output(y: ArrayLike, dy: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.selu_grad_from_output, "selu_grad_from_output", (y, dy), (), out, where)
+    ``dy * (y + scale * alpha)``.
+
+    Needs ``scale > 0`` and ``alpha >= 0`` (ValueError otherwise).""", _P_SELU)
+def selu_grad_from_output(y: ArrayLike, dy: ArrayLike, alpha: float = SELU_ALPHA, scale: float = SELU_SCALE, *,
+                          out: Any = None, where: Any = True) -> Any:
+    name = "selu_grad_from_output"
+    return _call(_k.selu_grad_from_output, name, (y, dy), _selu_from_output_params(name, alpha, scale),
+                 out, where)
 
 
 @_doc("""Gradient of :func:`celu` from its output: ``dy if y > 0 else dy * (y / alpha + 1)``.""",

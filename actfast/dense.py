@@ -41,7 +41,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _dispatch
-from ._elementwise import _bounds, _celu_alpha, _non_negative_finite, _real, _softplus_params, _threshold_params
+from ._elementwise import (SELU_ALPHA, SELU_SCALE, _HARD_SIGMOID_ALPHA, _bounds, _celu_alpha, _hard_sigmoid_params,
+                           _non_negative_finite, _real, _selu_params, _silu_beta, _softplus_params, _threshold_params)
 from ._threads import get_num_threads
 
 __all__ = ["dense", "dense_grad", "dense_saves", "Dense"]
@@ -88,6 +89,18 @@ def _lambd(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _non_negative_finite(name, "lambd", p["lambd"]), 0.0
 
 
+def _hard_sigmoid(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _hard_sigmoid_params(name, p["alpha"], p["beta"])
+
+
+def _selu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _selu_params(name, p["alpha"], p["scale"])
+
+
+def _silu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _silu_beta(name, p["beta"])[0], 0.0
+
+
 def _squareplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _non_negative_finite(name, "squareplus_b", p["squareplus_b"]), 0.0
 
@@ -108,15 +121,15 @@ _ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tu
     "relu6": ({}, _no_params),
     "leaky_relu": ({"negative_slope": 0.01}, _slope),
     "hard_tanh": ({"min_val": -1.0, "max_val": 1.0}, _hard_tanh),
-    "hard_sigmoid": ({}, _no_params),
-    "hard_swish": ({}, _no_params),
+    "hard_sigmoid": ({"alpha": _HARD_SIGMOID_ALPHA, "beta": 0.5}, _hard_sigmoid),
+    "hard_swish": ({"alpha": _HARD_SIGMOID_ALPHA, "beta": 0.5}, _hard_sigmoid),
     "softsign": ({}, _no_params),
     "elu": ({"alpha": 1.0}, _alpha),
-    "selu": ({}, _no_params),
+    "selu": ({"alpha": SELU_ALPHA, "scale": SELU_SCALE}, _selu),
     "celu": ({"alpha": 1.0}, _celu),
     "sigmoid": ({}, _no_params),
     "log_sigmoid": ({}, _no_params),
-    "silu": ({}, _no_params),
+    "silu": ({"beta": 1.0}, _silu),
     "softplus": ({"beta": 1.0, "threshold": 20.0}, _softplus),
     "mish": ({}, _no_params),
     "tanh": ({}, _no_params),
@@ -183,7 +196,7 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool 
         elif approximate != "none":
             raise ValueError(f"actfast.{fname}: approximate must be 'none' or 'tanh', got {approximate!r}")
     saves = "y" if name in _FROM_OUTPUT else "z"
-    if (name == "leaky_relu" and p0 < 0) or (name == "elu" and p0 < 0):
+    if (name in ("leaky_relu", "elu") and p0 < 0) or (name == "selu" and (p0 < 0 or p1 <= 0)):
         saves = "z"  # y > 0 also for some z < 0: the output does not tell the branch
     return _Act(name, kernel, p0, p1, saves)
 

@@ -19,9 +19,9 @@ relu6           dy * (0 < y < 6)              always
 leaky_relu      dy if y > 0 else dy * slope   slope >= 0 (slope < 0: y > 0 for z < 0)
 hard_tanh       dy * (min < y < max)          always
 elu             dy if y > 0 else dy*(y + a)   alpha >= 0
-selu            as elu, scale * alpha         always
+selu            as elu, scale * alpha         scale > 0 and alpha >= 0
 celu            dy if y > 0 else dy*(y/a + 1) alpha != 0 (y <= 0 exactly when z <= 0)
-hard_sigmoid    dy / 6 if 0 < y < 1           always
+hard_sigmoid    dy * alpha if 0 < y < 1       always (alpha != 0)
 sigmoid         dy * y * (1 - y)              always
 log_sigmoid     dy * -expm1(y)                always (1 - sigmoid(z) = 1 - exp(y))
 softplus        dy * -expm1(-beta y), or dy   beta != 0 (exp(beta y) = 1 + exp(beta z));
@@ -73,10 +73,12 @@ cdef inline floating elu_grad_from_output(floating y, floating dy, floating alph
     return dy if y > 0 else dy * (y + alpha)
 
 
-cdef inline floating selu_grad_from_output(floating y, floating dy) noexcept nogil:
-    cdef floating scale = <floating>1.0507009873554804934193349852946
-    cdef floating scale_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
-    return dy * scale if y > 0 else dy * (y + scale_alpha)
+cdef inline floating selu_grad_from_output(floating y, floating dy, double alpha, double scale) noexcept nogil:
+    # scale > 0, alpha >= 0 (checked by the Python layer): y > 0 exactly where x > 0, and
+    # below, y = scale alpha (exp(x) - 1) gives f'(x) = scale alpha exp(x) = y + scale alpha.
+    cdef floating s = <floating>scale
+    cdef floating scale_alpha = <floating>(scale * alpha)
+    return dy * s if y > 0 else dy * (y + scale_alpha)
 
 
 cdef inline floating celu_grad_from_output(floating y, floating dy, floating alpha) noexcept nogil:
@@ -93,10 +95,10 @@ cdef inline floating tanh_grad_from_output(floating y, floating dy) noexcept nog
     return dy * ((<floating>1 - y) * (<floating>1 + y))
 
 
-cdef inline floating hard_sigmoid_grad_from_output(floating y, floating dy) noexcept nogil:
-    # y = relu6(z + 3) / 6 lies strictly between 0 and 1 exactly where -3 < z < 3 (up to
-    # the rounding of y within an ulp of the kinks).
-    return (dy * <floating>(1.0 / 6.0) if (y > 0 and y < 1) else <floating>0) if y == y else y
+cdef inline floating hard_sigmoid_grad_from_output(floating y, floating dy, double alpha, double beta) noexcept nogil:
+    # y = clamp(alpha z + beta, 0, 1) lies strictly between 0 and 1 exactly where z is
+    # between the kinks (up to the rounding of y within an ulp of them); f' = alpha there.
+    return (dy * <floating>alpha if (y > 0 and y < 1) else <floating>0) if y == y else y
 
 
 cdef inline floating log_sigmoid_grad_from_output(floating y, floating dy) noexcept nogil:

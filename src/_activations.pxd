@@ -132,38 +132,70 @@ cdef inline floating hard_tanh(floating x, floating min_val, floating max_val) n
 cdef inline floating hard_tanh_grad(floating x, floating dy, floating min_val, floating max_val) noexcept nogil:
     return (dy if (x > min_val and x < max_val) else <floating>0) if x == x else x
 
-cdef inline floating hard_sigmoid(floating x) noexcept nogil:
-    # relu6(x + 3) / 6, as torch.nn.functional.hardsigmoid; float input in double (x + 3
-    # is then exact and the division rounds once).
+cdef inline double hard_sigmoid_u(double x, double alpha, double beta) noexcept nogil:
+    """alpha x + beta as (x + beta / alpha) * alpha, written (x + beta d) / d with d =
+    1 / alpha: for PyTorch's alpha = 1/6, beta = 1/2 (d = 6) that is (x + 3) / 6 exactly,
+    its relu6(x + 3) / 6, and ONNX's 0.2, 0.5 give (x + 2.5) / 5. d and beta d are loop
+    invariants; alpha = 0 is refused by the Python layer."""
+    cdef double d = 1.0 / alpha
+    return (x + beta * d) / d
+
+cdef inline bint hard_sigmoid_below(double x, double alpha, double beta) noexcept nogil:
+    """Whether alpha x + beta < 0, tested on x against the kink -beta / alpha (exact for
+    the defaults, where the kink is -3), mirrored for alpha < 0."""
+    cdef double lo = -beta * (1.0 / alpha)
+    return x < lo if alpha > 0 else x > lo
+
+cdef inline bint hard_sigmoid_above(double x, double alpha, double beta) noexcept nogil:
+    """Whether alpha x + beta > 1: x against the kink (1 - beta) / alpha (3 for the defaults)."""
+    cdef double hi = (1.0 - beta) * (1.0 / alpha)
+    return x > hi if alpha > 0 else x < hi
+
+cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcept nogil:
+    # clamp(alpha x + beta, 0, 1); float input in double (x + 3 is then exact and the
+    # division rounds once).
     if floating is float:
-        return <float>(hard_tanh[double](<double>x + 3.0, 0.0, 6.0) / 6.0)
+        return <float>hard_tanh[double](hard_sigmoid_u(x, alpha, beta), 0.0, 1.0)
     else:
-        return hard_tanh(x + 3.0, 0.0, 6.0) / 6.0
+        return hard_tanh(hard_sigmoid_u(x, alpha, beta), 0.0, 1.0)
 
-cdef inline floating hard_sigmoid_grad(floating x, floating dy) noexcept nogil:
-    return (dy * <floating>(1.0 / 6.0) if (x > -3 and x < 3) else <floating>0) if x == x else x
+cdef inline floating hard_sigmoid_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
+    # dy * alpha strictly between the kinks, 0 at and beyond them (PyTorch: -3 < x < 3).
+    cdef double lo = -beta * (1.0 / alpha)
+    cdef double hi = (1.0 - beta) * (1.0 / alpha)
+    cdef bint inside = (x > lo and x < hi) if alpha > 0 else (x < lo and x > hi)
+    return (<floating>(dy * alpha) if inside else <floating>0) if x == x else x
 
-cdef inline floating hard_swish(floating x) noexcept nogil:
-    # x * relu6(x + 3) / 6; the select keeps -inf from giving -inf * 0.
-    # (relu6(x + 3) / 6) first: x * 6 would overflow for |x| > FLT_MAX / 6.
-    # float input in double: x * (x + 3) is exact there, so the result rounds once.
-    # (x * relu6(x + 3) / 6 in float would overflow for |x| > FLT_MAX / 6.)
-    cdef double xd
+cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept nogil:
+    # x * clamp(alpha x + beta, 0, 1). The selects keep -inf from giving -inf * 0, and
+    # give x itself above the upper kink. In between, float input is computed in double
+    # as x (x + beta d) / d, d = 1 / alpha: x (x + 3) is exact there, so the result rounds
+    # once. (x * relu6(x + 3) / 6 in float would overflow for |x| > FLT_MAX / 6.)
+    cdef double xd = x
+    cdef double d = 1.0 / alpha
+    cdef double mid
     if floating is float:
-        xd = x
-        return <float>0 if x <= -3 else <float>(xd * hard_tanh[double](xd + 3.0, 0.0, 6.0) / 6.0)
+        mid = (xd * (xd + beta * d)) / d
     else:
-        return <double>0 if x <= -3 else x * (hard_tanh(x + 3.0, 0.0, 6.0) / 6.0)
+        mid = x * ((x + beta * d) / d)
+    return <floating>0 if hard_sigmoid_u(xd, alpha, beta) <= 0 else (
+        x if hard_sigmoid_above(xd, alpha, beta) else <floating>mid)
 
-cdef inline floating hard_swish_grad(floating x, floating dy) noexcept nogil:
-    # PyTorch's kinks: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above.
+cdef inline floating hard_swish_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
+    # PyTorch's kinks: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above; in general 0 where
+    # alpha x + beta < 0, 2 alpha x + beta up to the upper kink (included), 1 beyond.
+    # (2x + beta d) / d rather than 2 alpha x + beta, which cancels near the root
+    # (x = -1.5 for the defaults: 65536 ulp in float).
+    cdef double d = 1.0 / alpha
+    cdef double slope = (2.0 * <double>x + beta * d) / d
     if x != x:
         return x
-    # (x + 1.5) / 3 rather than x/3 + 1/2, which cancels near x = -1.5 (65536 ulp in float).
     if floating is float:
-        return <float>0 if x < -3 else (<float>(dy * ((<double>x + 1.5) / 3.0)) if x <= 3 else dy)
+        return <float>0 if hard_sigmoid_below(x, alpha, beta) else (
+            dy if hard_sigmoid_above(x, alpha, beta) else <float>(dy * slope))
     else:
-        return <double>0 if x < -3 else (dy * ((x + 1.5) / 3.0) if x <= 3 else dy)
+        return <double>0 if hard_sigmoid_below(x, alpha, beta) else (
+            dy if hard_sigmoid_above(x, alpha, beta) else dy * slope)
 
 cdef inline floating softsign(floating x) noexcept nogil:
     cdef floating r
@@ -340,26 +372,24 @@ cdef inline floating elu_grad(floating x, floating dy, floating alpha) noexcept 
     else:
         return elu_grad_d(x, dy, alpha, False)
 
-cdef inline floating selu(floating x) noexcept nogil:
-    cdef double scale = 1.0507009873554804934193349852946
-    cdef double scale_alpha = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+cdef inline floating selu(floating x, double alpha, double scale) noexcept nogil:
+    # scale * elu(x, alpha); the parameters are doubles (see _kernels.pyx.tp), so the
+    # defaults are the exact constants, not their float32 roundings.
     cdef double v
     if floating is float:
-        v = scale_alpha * af_expm1_lite(x)
+        v = (scale * alpha) * af_expm1_lite(x)
         return <float>(scale * x if x > 0 else v)
     else:
-        v = scale_alpha * af_expm1(x)
+        v = (scale * alpha) * af_expm1(x)
         return scale * x if x > 0 else v
 
-cdef inline floating selu_grad(floating x, floating dy) noexcept nogil:
-    cdef double scale = 1.0507009873554804934193349852946
-    cdef double scale_alpha = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+cdef inline floating selu_grad(floating x, floating dy, double alpha, double scale) noexcept nogil:
     cdef double v
     if floating is float:
-        v = dy * (scale_alpha * af_exp_lite(x))
+        v = dy * ((scale * alpha) * af_exp_lite(x))
         return <float>(dy * scale if x > 0 else v)
     else:
-        v = dy * (scale_alpha * af_exp(x))
+        v = dy * ((scale * alpha) * af_exp(x))
         return dy * scale if x > 0 else v
 
 cdef inline floating celu(floating x, floating alpha) noexcept nogil:
@@ -413,15 +443,23 @@ cdef inline floating log_sigmoid_grad(floating x, floating dy) noexcept nogil:
     else:
         return dy * d_sigmoid(-x, False)
 
-cdef inline double silu_d(double x, bint lite) noexcept nogil:
-    # x * sigmoid(x); at -inf the limit 0 instead of -inf * 0.
-    return 0.0 if x == -INFINITY else d_xsigmoid(x, x, lite)
+cdef inline double silu_beta_x(double x, double beta) noexcept nogil:
+    # beta x, with beta = 0 giving 0 also for x = +-inf (silu is then x / 2). Rounded in
+    # double, also for float input; exact for beta = 1 (and any beta of at most 29
+    # significant bits times a float).
+    return beta * x if beta != 0 else 0.0
 
-cdef inline floating silu(floating x) noexcept nogil:
+cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
+    # x * sigmoid(beta x); where beta x = -inf (x infinite, beta of the other sign) the
+    # limit 0 instead of inf * 0.
+    cdef double b = silu_beta_x(x, beta)
+    return 0.0 if b == -INFINITY else d_xsigmoid(b, x, lite)
+
+cdef inline floating silu(floating x, double beta) noexcept nogil:
     if floating is float:
-        return <float>silu_d(x, True)
+        return <float>silu_d(x, beta, True)
     else:
-        return silu_d(x, False)
+        return silu_d(x, beta, False)
 
 cdef inline double silu_grad_d(double x) noexcept nogil:
     # s (1 + x (1 - s)) = (1 + e + x e') / (1 + e)^2 with e = exp(-|x|) and e' = e for
@@ -437,11 +475,12 @@ cdef inline double silu_grad_d(double x) noexcept nogil:
     d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
-cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
+cdef inline floating silu_grad(floating x, floating dy, double beta) noexcept nogil:
+    # d/dx x sigmoid(beta x) = silu'(beta x): the derivative of silu at the scaled input.
     if floating is float:
-        return <float>(dy * silu_grad_d(x))
+        return <float>(dy * silu_grad_d(silu_beta_x(x, beta)))
     else:
-        return dy * silu_grad_d(x)
+        return dy * silu_grad_d(silu_beta_x(x, beta))
 
 cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
     # PyTorch: x where beta*x > threshold, else log1p(exp(beta*x)) / beta, written as

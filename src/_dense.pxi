@@ -15,6 +15,7 @@ from libc.string cimport memcpy
 ctypedef struct rows_ctx:
     span_t span             # NULL: no activation (linear)
     int nparams
+    int double_params       # bit j: parameter j is read as a double by the float32 span too
     char *out               # (rows, n), C-contiguous: y (epilogue) or dz (backward)
     char *aux               # epilogue: z or NULL; backward: the saved z or y
     const char *vec         # epilogue: the bias or NULL; backward: dy
@@ -44,7 +45,7 @@ cdef inline void set_span_args(rows_ctx *c, char **args, char *src, char *dy, ch
         args[k] = dy
         k += 1
     for j in range(c.nparams):
-        args[k] = <char *>&c.pf[j] if use_float else <char *>&c.pd[j]
+        args[k] = <char *>&c.pf[j] if (use_float and not (c.double_params >> j) & 1) else <char *>&c.pd[j]
         k += 1
     args[k] = dst
 
@@ -116,9 +117,11 @@ cdef int rows_setup(rows_ctx *c, Py_ssize_t kernel, cnp.ndarray out, double p0, 
     cdef bint is_float = cnp.PyArray_TYPE(out) == NPY_FLOAT
     c.span = NULL
     c.nparams = 0
+    c.double_params = 0
     if kernel >= 0:
         c.span = span_table_f[kernel] if is_float else span_table_d[kernel]
         c.nparams = span_nparams[kernel]
+        c.double_params = span_double_params[kernel]
         cost = span_cost[kernel]
     c.out = <char *>cnp.PyArray_DATA(out)
     c.aux = NULL

@@ -650,5 +650,5 @@ def test_variants_agree_with_dispatched():
     for isa in actfast._dispatch.supported_variants():
         mod = actfast._dispatch.load_variant(isa)
         for name in ("relu", "hard_swish", "leaky_relu"):
-            args = (0.01,) if name == "leaky_relu" else ()
+            args = {"leaky_relu": (0.01,), "hard_swish": (1 / 6, 0.5)}.get(name, ())
             np.testing.assert_array_equal(getattr(mod, name)(x, *args), getattr(chosen, name)(x, *args))

@@ -346,9 +346,10 @@ def hard_swish(x: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0
     return _call(_k.hard_swish, "hard_swish", (x,), _hard_sigmoid_params("hard_swish", alpha, beta), out, where)
 
 
-@_document("""Gradient of :func:`hard_swish`: 0 below the lower kink (x < -3),
-    ``dy * (2 * alpha * x + beta)`` up to the upper kink (``dy * (x/3 + 1/2)`` on [-3, 3]),
-    ``dy`` above (PyTorch's convention at the kinks).""", _P_HARD_SIGMOID, grad=True)
+@_document("""Gradient of :func:`hard_swish`: 0 up to the lower kink (x <= -3),
+    ``dy * (2 * alpha * x + beta)`` strictly between the kinks (``dy * (x/3 + 1/2)`` on
+    (-3, 3)), ``dy`` from the upper kink on (PyTorch's convention at the kinks).""",
+           _P_HARD_SIGMOID, grad=True)
 def hard_swish_grad(x: ArrayLike, dy: ArrayLike, alpha: float = _HARD_SIGMOID_ALPHA, beta: float = 0.5, *,
                     out: Any = None, where: Any = True) -> Any:
     return _call(_k.hard_swish_grad, "hard_swish_grad", (x, dy),

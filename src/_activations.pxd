@@ -57,6 +57,7 @@ cdef extern from "actfast_math.h" nogil:
     double af_tanh_lite(double x)
     double af_ndtr_xpdf(double x)
     double af_expmul2(double x, double xl, double m)
+    double af_mul_lo(double a, double b, double p)
     double af_gelu_tanh_u2(double x, double *lo)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
@@ -140,16 +141,23 @@ cdef inline double hard_sigmoid_u(double x, double alpha, double beta) noexcept 
     cdef double d = 1.0 / alpha
     return (x + beta * d) / d
 
-cdef inline bint hard_sigmoid_below(double x, double alpha, double beta) noexcept nogil:
-    """Whether alpha x + beta < 0, tested on x against the kink -beta / alpha (exact for
-    the defaults, where the kink is -3), mirrored for alpha < 0."""
-    cdef double lo = -beta * (1.0 / alpha)
-    return x < lo if alpha > 0 else x > lo
+# The kinks, where alpha x + beta is 0 and 1: -3 and 3 for the defaults, exactly. The
+# gradients compare x with them (x < 3 is not the same as (x + 3) / 6 < 1 in double).
+cdef inline double hard_sigmoid_kink0(double alpha, double beta) noexcept nogil:
+    return -beta * (1.0 / alpha)
 
-cdef inline bint hard_sigmoid_above(double x, double alpha, double beta) noexcept nogil:
-    """Whether alpha x + beta > 1: x against the kink (1 - beta) / alpha (3 for the defaults)."""
-    cdef double hi = (1.0 - beta) * (1.0 / alpha)
-    return x > hi if alpha > 0 else x < hi
+cdef inline double hard_sigmoid_kink1(double alpha, double beta) noexcept nogil:
+    return (1.0 - beta) * (1.0 / alpha)
+
+cdef inline bint hard_sigmoid_at_most_0(double x, double alpha, double beta) noexcept nogil:
+    """alpha x + beta <= 0, tested on x (mirrored for alpha < 0)."""
+    cdef double k = hard_sigmoid_kink0(alpha, beta)
+    return x <= k if alpha > 0 else x >= k
+
+cdef inline bint hard_sigmoid_at_least_1(double x, double alpha, double beta) noexcept nogil:
+    """alpha x + beta >= 1, tested on x."""
+    cdef double k = hard_sigmoid_kink1(alpha, beta)
+    return x >= k if alpha > 0 else x <= k
 
 cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcept nogil:
     # clamp(alpha x + beta, 0, 1); float input in double (x + 3 is then exact and the
@@ -161,16 +169,15 @@ cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcep
 
 cdef inline floating hard_sigmoid_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
     # dy * alpha strictly between the kinks, 0 at and beyond them (PyTorch: -3 < x < 3).
-    cdef double lo = -beta * (1.0 / alpha)
-    cdef double hi = (1.0 - beta) * (1.0 / alpha)
-    cdef bint inside = (x > lo and x < hi) if alpha > 0 else (x < lo and x > hi)
+    cdef bint inside = not (hard_sigmoid_at_most_0(x, alpha, beta) or hard_sigmoid_at_least_1(x, alpha, beta))
     return (<floating>(dy * alpha) if inside else <floating>0) if x == x else x
 
 cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept nogil:
     # x * clamp(alpha x + beta, 0, 1). The selects keep -inf from giving -inf * 0, and
-    # give x itself above the upper kink. In between, float input is computed in double
-    # as x (x + beta d) / d, d = 1 / alpha: x (x + 3) is exact there, so the result rounds
-    # once. (x * relu6(x + 3) / 6 in float would overflow for |x| > FLT_MAX / 6.)
+    # give x itself from the upper kink on. In between, float input is computed in
+    # double as x (x + beta d) / d, d = 1 / alpha: x (x + 3) is exact there, so the
+    # result rounds once. (x * relu6(x + 3) / 6 in float would overflow for
+    # |x| > FLT_MAX / 6.)
     cdef double xd = x
     cdef double d = 1.0 / alpha
     cdef double mid
@@ -178,24 +185,24 @@ cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept 
         mid = (xd * (xd + beta * d)) / d
     else:
         mid = x * ((x + beta * d) / d)
-    return <floating>0 if hard_sigmoid_u(xd, alpha, beta) <= 0 else (
-        x if hard_sigmoid_above(xd, alpha, beta) else <floating>mid)
+    return <floating>0 if hard_sigmoid_at_most_0(xd, alpha, beta) else (
+        x if hard_sigmoid_at_least_1(xd, alpha, beta) else <floating>mid)
 
 cdef inline floating hard_swish_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
-    # PyTorch's kinks: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above; in general 0 where
-    # alpha x + beta < 0, 2 alpha x + beta up to the upper kink (included), 1 beyond.
-    # (2x + beta d) / d rather than 2 alpha x + beta, which cancels near the root
+    # PyTorch's kinks: 0 up to -3, x/3 + 1/2 strictly between -3 and 3, 1 from 3 on; in
+    # general 0 where alpha x + beta <= 0, 2 alpha x + beta up to the upper kink, 1 from
+    # it on. (2x + beta d) / d rather than 2 alpha x + beta, which cancels near the root
     # (x = -1.5 for the defaults: 65536 ulp in float).
     cdef double d = 1.0 / alpha
     cdef double slope = (2.0 * <double>x + beta * d) / d
     if x != x:
         return x
     if floating is float:
-        return <float>0 if hard_sigmoid_below(x, alpha, beta) else (
-            dy if hard_sigmoid_above(x, alpha, beta) else <float>(dy * slope))
+        return <float>0 if hard_sigmoid_at_most_0(x, alpha, beta) else (
+            dy if hard_sigmoid_at_least_1(x, alpha, beta) else <float>(dy * slope))
     else:
-        return <double>0 if hard_sigmoid_below(x, alpha, beta) else (
-            dy if hard_sigmoid_above(x, alpha, beta) else dy * slope)
+        return <double>0 if hard_sigmoid_at_most_0(x, alpha, beta) else (
+            dy if hard_sigmoid_at_least_1(x, alpha, beta) else dy * slope)
 
 cdef inline floating softsign(floating x) noexcept nogil:
     cdef floating r
@@ -447,13 +454,19 @@ cdef inline double silu_beta_x(double x, double beta) noexcept nogil:
     # beta x, with beta = 0 giving 0 also for x = +-inf (silu is then x / 2). Rounded in
     # double, also for float input; exact for beta = 1 (and any beta of at most 29
     # significant bits times a float).
-    return beta * x if beta != 0 else 0.0
+    return beta * x if (beta != 0 or x != x) else 0.0
 
 cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     # x * sigmoid(beta x); where beta x = -inf (x infinite, beta of the other sign) the
-    # limit 0 instead of inf * 0.
+    # limit 0 instead of inf * 0. For double input beta x is taken as b + bl (exact):
+    # in the tail, x exp(beta x), rounding b alone would cost |b| ulp (up to ~700).
     cdef double b = silu_beta_x(x, beta)
-    return 0.0 if b == -INFINITY else d_xsigmoid(b, x, lite)
+    cdef double e, num
+    if lite:
+        return 0.0 if b == -INFINITY else d_xsigmoid(b, x, True)
+    e = af_exp(-af_fabs(b))
+    num = x if b >= 0 else af_expmul2(b, af_mul_lo(beta, x, b), x)
+    return 0.0 if b == -INFINITY else num / (1.0 + e)
 
 cdef inline floating silu(floating x, double beta) noexcept nogil:
     if floating is float:
@@ -461,26 +474,29 @@ cdef inline floating silu(floating x, double beta) noexcept nogil:
     else:
         return silu_d(x, beta, False)
 
-cdef inline double silu_grad_d(double x) noexcept nogil:
+cdef inline double silu_grad_d(double x, double xl) noexcept nogil:
+    # silu'(x + xl), xl the low part of a double-double argument (0 for silu itself).
     # s (1 + x (1 - s)) = (1 + e + x e') / (1 + e)^2 with e = exp(-|x|) and e' = e for
     # x >= 0, 1 for x < 0, times exp(x) for x < 0 (rounded once, see af_expmul).
     # Cancels near the root x = -1.2785; computed in double for float input too.
     cdef double e = af_exp(-af_fabs(x))
     cdef double den = af_fma(e, e + 2.0, 1.0)          # (1 + e)^2, one rounding
     cdef double pos = af_fma(x, e, 1.0 + e) / den
-    cdef double neg = af_expmul(x, ((1.0 + x) + e) / den)
+    cdef double neg = af_expmul2(x, xl, ((1.0 + x) + e) / den)
     cdef double d = pos if x >= 0 else neg
     # Near the root the closed form cancels: Taylor series in t = x - root there.
-    cdef double t = (x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
+    cdef double t = ((x - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO) + xl
     d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
 cdef inline floating silu_grad(floating x, floating dy, double beta) noexcept nogil:
-    # d/dx x sigmoid(beta x) = silu'(beta x): the derivative of silu at the scaled input.
+    # d/dx x sigmoid(beta x) = silu'(beta x): the derivative of silu at the scaled input,
+    # which for double input is taken as the double-double b + bl (see silu_d).
+    cdef double b = silu_beta_x(x, beta)
     if floating is float:
-        return <float>(dy * silu_grad_d(silu_beta_x(x, beta)))
+        return <float>(dy * silu_grad_d(b, 0.0))
     else:
-        return dy * silu_grad_d(silu_beta_x(x, beta))
+        return dy * silu_grad_d(b, af_mul_lo(beta, x, b) if beta != 1 else 0.0)
 
 cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
     # PyTorch: x where beta*x > threshold, else log1p(exp(beta*x)) / beta, written as

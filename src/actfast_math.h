@@ -45,6 +45,7 @@ static inline double af_ndtr(double x) { return 0.5 * erfc(-x * 0.70710678118654
 static inline double af_ndtr_lite(double x) { return af_ndtr(x); }
 static inline double af_xndtr(double x) { return x * af_ndtr(x); }
 static inline double af_exp_lite(double x) { return exp(x); }
+static inline double af_mul_lo(double a, double b, double p) { return fma(a, b, -p); }
 static inline double af_expmul2(double x, double xl, double m) { return m * exp(x + xl); }
 static inline double af_gelu_tanh_u2(double x, double *lo)
 {

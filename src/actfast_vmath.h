@@ -449,6 +449,8 @@ AF_INLINE double af__prod_lo(double a, double b, double p)
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
 #endif
 }
+/* a*b = p + af_mul_lo(a, b, p) exactly, p = a*b rounded (finite a, b, p). */
+AF_INLINE double af_mul_lo(double a, double b, double p) { return af__prod_lo(a, b, p); }
 
 /*
  * u2 = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + *lo (double-double), for gelu_tanh in

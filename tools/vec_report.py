@@ -35,3 +35,7 @@ for name, dt, cont, strd in rows:
     nv += bool(cont)
     print(f"{name:20s} {dt:8s} contiguous: {','.join(map(str, cont)) or 'NOT VECTORIZED':14s} strided: {','.join(map(str, strd)) or '-'}")
 print(f"{nv}/{len(rows)} contiguous loops vectorised")
+if nv < len(rows):
+    # gcc's identical-code folding merges spans whose code is the same (relu_grad_from_output
+    # is relu_grad, relu6_grad_from_output relu6_grad, ...): the folded copy gets no report.
+    print("(a span without any report, strided loop included, was folded into an identical one)")

@@ -111,9 +111,9 @@ def _ops() -> dict[str, OpSpec]:
         ftorch=("hardsigmoid", ("x",), "out"), gtorch=("hardsigmoid_backward", ("dy", "x"), "grad_input"))
     add("hard_swish",
         lambda x: x * np.clip(x + 3, 0.0, 6.0) / 6,
-        lambda x, dy: np.where(x < -3, 0.0, np.where(x <= 3, dy * (x / 3 + 0.5), dy)),
+        lambda x, dy: np.where(x <= -3, 0.0, np.where(x < 3, dy * (x / 3 + 0.5), dy)),
         lambda x, out: np.divide(x * np.clip(x + 3, 0, 6), 6, out=out),
-        lambda x, dy, out: np.where(x < -3, 0, np.where(x > 3, dy, dy * (x / 3 + 0.5))), gout=False,
+        lambda x, dy, out: np.where(x <= -3, 0, np.where(x >= 3, dy, dy * (x / 3 + 0.5))), gout=False,
         ftorch=("hardswish", ("x",), "out"), gtorch=("hardswish_backward", ("dy", "x"), "out"))
     add("softsign",
         lambda x: x / (1 + np.abs(x)), lambda x, dy: dy / (1 + np.abs(x)) ** 2,
@@ -236,6 +236,11 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy, out: _np_log_softmax_grad(x, dy, out),
         ftorch=("_log_softmax", ("x", -1, False), "out"),
         gtorch=("_log_softmax_backward_data", ("dy", "y", -1, "dtype"), "out"), axis=True)
+    add("softmin",  # softmax(-x); PyTorch's F.softmin is softmax of a negated copy, no aten op of its own
+        lambda x: _sp().softmax(-x, axis=-1),
+        lambda x, dy: -_softmax_grad64(-x, dy),
+        lambda x, out: _np_softmax(-x, out),
+        lambda x, dy, out: np.negative(_np_softmax_grad(-x, dy, out), out=out), axis=True)
     return {(op.name, op.kind): op for op in ops}
 
 

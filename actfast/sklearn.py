@@ -23,7 +23,9 @@ and the ``softmax`` output layer) and adds new activations:
   gelu_tanh, silu, mish, hard_swish. The forward keeps a copy of ``X @ W + b`` for the
   array it is applied to (dropped when that array is freed), and the derivative reads it.
 
-It also widens the ``activation`` parameter's validation of ``MLPClassifier`` and
+The Adam solver's step (``AdamOptimizer.update_params``) becomes one fused pass per
+parameter array, with scikit-learn's arithmetic in the same dtypes (bit-identical
+fits). It also widens the ``activation`` parameter's validation of ``MLPClassifier`` and
 ``MLPRegressor`` to the new names. :func:`unpatch` puts back the very objects that were
 there. The dense products stay scikit-learn's (NumPy's BLAS): measured, fusing them
 with actfast's dense layer would not change the BLAS time, which is most of a fit (see
@@ -149,6 +151,29 @@ ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], None], Callable[[np.ndarray,
 _SKLEARN_NAMES = {"identity", "logistic", "tanh", "relu"}
 
 # --------------------------------------------------------------------------------------
+# The Adam step, fused
+# --------------------------------------------------------------------------------------
+
+
+def _adam_update_params(self: Any, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+    """scikit-learn's ``AdamOptimizer.update_params`` in one pass per parameter array
+    (``_kernels._adam_step``), with the same arithmetic in the same dtypes, so that the
+    fit is bit-identical to an unpatched one; ``ms`` and ``vs`` are updated in place
+    instead of being rebound to new lists. An array the kernel does not take (not
+    C-contiguous, say) gets scikit-learn's NumPy expressions, in place."""
+    from ._dispatch import kernels as k
+
+    self.t += 1
+    self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
+                          / (1 - self.beta_1 ** self.t))
+    for param, grad, m, v in zip(params, grads, self.ms, self.vs):
+        if not k._adam_step(param, grad, m, v, self.learning_rate, self.beta_1, self.beta_2, self.epsilon):
+            m[...] = self.beta_1 * m + (1 - self.beta_1) * grad
+            v[...] = self.beta_2 * v + (1 - self.beta_2) * (grad ** 2)
+            param += -self.learning_rate * m / (np.sqrt(v) + self.epsilon)
+
+
+# --------------------------------------------------------------------------------------
 # patch / unpatch
 # --------------------------------------------------------------------------------------
 
@@ -165,9 +190,10 @@ def _version(text: str) -> tuple[int, int]:
         return (0, 0)
 
 
-def _targets() -> tuple[Any, Any, list[type]]:
-    """scikit-learn's dicts and the classes whose parameter validation names the
-    activations, after checking that they look as the patch expects."""
+def _targets() -> tuple[Any, Any, list[type], type]:
+    """scikit-learn's dicts, the classes whose parameter validation names the
+    activations and the Adam optimizer, after checking that they look as the patch
+    expects."""
     try:
         import sklearn
     except ImportError as exc:
@@ -187,10 +213,13 @@ def _targets() -> tuple[Any, Any, list[type]]:
           and getattr(mlp, "ACTIVATIONS", None) is _base.ACTIVATIONS
           and getattr(mlp, "DERIVATIVES", None) is _base.DERIVATIVES
           and all("activation" in getattr(c, "_parameter_constraints", {}) for c in classes))
+    from sklearn.neural_network import _stochastic_optimizers as opt
+    adam = getattr(opt, "AdamOptimizer", None)
+    ok = ok and adam is not None and "update_params" not in vars(adam) and callable(getattr(adam, "_get_updates", None))
     if not ok:
         raise RuntimeError(f"actfast.sklearn: scikit-learn {sklearn.__version__}'s MLP is not laid out as the patch "
                            f"expects (supported: {supported}). Nothing was patched.")
-    return _base.ACTIVATIONS, _base.DERIVATIVES, classes
+    return _base.ACTIVATIONS, _base.DERIVATIVES, classes, adam
 
 
 def patch() -> None:
@@ -201,7 +230,7 @@ def patch() -> None:
     with _state_lock:
         if _saved is not None:
             return
-        acts, ders, classes = _targets()
+        acts, ders, classes, adam = _targets()
         from sklearn.utils._param_validation import StrOptions
 
         saved: dict[str, Any] = {"ACTIVATIONS": {}, "DERIVATIVES": {}, "constraints": []}
@@ -218,6 +247,9 @@ def patch() -> None:
         for constraints in dicts.values():
             saved["constraints"].append((constraints, constraints["activation"]))
             constraints["activation"] = [StrOptions(names)]
+        # AdamOptimizer inherits update_params; the patch gives it its own, unpatch deletes it.
+        saved["adam"] = adam
+        adam.update_params = _adam_update_params
         _saved = saved
 
 
@@ -238,6 +270,7 @@ def unpatch() -> None:
                     target[name] = old
         for constraints, old in _saved["constraints"]:
             constraints["activation"] = old
+        del _saved["adam"].update_params
         _saved = None
 
 

@@ -182,3 +182,86 @@ def test_pre_activation_missing_is_a_clear_error():
     with afsk.patched():
         with pytest.raises(RuntimeError, match="pre-activation"):
             _base.DERIVATIVES["gelu"](np.ones((2, 2)), np.ones((2, 2)))
+
+
+def _adam_fit(dtype, patched_adam):
+    """A patched fit with the fused Adam step, or with scikit-learn's own."""
+    from sklearn.neural_network import _stochastic_optimizers as opt
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1500, 20)).astype(dtype)
+    y = (X[:, :3].sum(1) > 0).astype(int)
+    with afsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if not patched_adam:
+            del opt.AdamOptimizer.update_params
+        try:
+            return MLPClassifier(hidden_layer_sizes=(64, 33), batch_size=128, max_iter=4, random_state=0,
+                                 activation="tanh").fit(X, y)
+        finally:
+            if not patched_adam:
+                opt.AdamOptimizer.update_params = afsk._adam_update_params
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_is_bit_identical_to_sklearns(dtype, monkeypatch):
+    from actfast._dispatch import kernels as k
+    from sklearn.neural_network import _stochastic_optimizers as opt
+
+    fused_calls = []
+    step = k._adam_step
+    monkeypatch.setattr(k, "_adam_step", lambda *a: fused_calls.append(step(*a)) or fused_calls[-1])
+    fused = _adam_fit(dtype, True)
+    assert fused_calls and all(fused_calls)     # every array took the fused kernel
+    plain = _adam_fit(dtype, False)
+    for a, b in zip(fused.coefs_ + fused.intercepts_, plain.coefs_ + plain.intercepts_):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    assert fused.loss_curve_ == plain.loss_curve_
+    assert "update_params" not in vars(opt.AdamOptimizer)   # unpatched again
+
+
+def test_fused_adam_step_falls_back_and_checks_its_arrays():
+    from actfast._dispatch import kernels as k
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer
+
+    rng = np.random.default_rng(1)
+    shape = (300, 7)
+    params = [rng.standard_normal(shape), rng.standard_normal(shape)[:, ::2].copy(order="F"),
+              rng.standard_normal(5).astype(np.float32)]
+    grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+    ref = AdamOptimizer([p.copy() for p in params], learning_rate_init=0.01)
+    ours = AdamOptimizer([p.copy() for p in params], learning_rate_init=0.01)
+    ref_p, our_p = [p.copy() for p in params], [p.copy() for p in params]
+    for _ in range(3):
+        AdamOptimizer.__mro__[1].update_params(ref, ref_p, grads)
+        afsk._adam_update_params(ours, our_p, grads)
+    for a, b in zip(our_p, ref_p):        # the Fortran-ordered one took the NumPy path
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(ours.ms + ours.vs, ref.ms + ref.vs):
+        np.testing.assert_array_equal(a, b)
+    p, g = np.zeros(10), np.ones(10)
+    assert not k._adam_step(p, g, p, np.zeros(10), 0.1, 0.9, 0.999, 1e-8)          # aliased
+    assert not k._adam_step(p, g.astype(np.float32), np.zeros(10), np.zeros(10), 0.1, 0.9, 0.999, 1e-8)
+    assert not k._adam_step(p, g[::2], np.zeros(5), np.zeros(5), 0.1, 0.9, 0.999, 1e-8)
+    ro = np.zeros(10)
+    ro.flags.writeable = False
+    assert not k._adam_step(ro, g, np.zeros(10), np.zeros(10), 0.1, 0.9, 0.999, 1e-8)
+    assert (p == 0).all()
+
+
+def test_fused_adam_step_same_on_1_and_2_threads():
+    from actfast._dispatch import kernels as k
+
+    from _helpers import same_on_1_and_2_threads
+
+    rng = np.random.default_rng(2)
+    p0, g = rng.standard_normal(1_000_003).astype(np.float32), rng.standard_normal(1_000_003).astype(np.float32)
+
+    def step():
+        p, m, v = p0.copy(), np.full_like(p0, 0.1), np.full_like(p0, 0.2)
+        assert k._adam_step(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8)
+        return p, m, v
+
+    p, m, v = same_on_1_and_2_threads(step, "adam")
+    np.testing.assert_array_equal(m, np.float32(0.9) * np.float32(0.1) + np.float32(1 - 0.9) * g)

@@ -1,0 +1,182 @@
+# cython: language_level=3
+"""Per-element math of the gated linear units (the GLU family) and of their VJPs.
+
+Design
+------
+Every gated unit is ``value * g(gate)`` for a scalar gate function g:
+
+=============  ==========================  ===========================================
+ufunc          g(gate)                     public function
+=============  ==========================  ===========================================
+glu_pair       sigmoid(gate)               glu (F.glu: the second half is the gate)
+swiglu         gate * sigmoid(beta gate)   swiglu (ONNX SwiGLU's alpha is beta)
+geglu          gelu(gate)                  geglu(approximate="none")
+geglu_tanh     tanh-approximate gelu       geglu(approximate="tanh")
+reglu          relu(gate)                  reglu
+=============  ==========================  ===========================================
+
+so the forward is ``NAME(gate, value, params)`` and the vector-Jacobian product is the
+pair ``dgate = dy * value * g'(gate)``, ``dvalue = dy * g(gate)``, which
+``NAME_grad(gate, value, dy, params, &dgate, &dvalue)`` writes together: backprop always
+needs both, and one pass that reads the three inputs once is most of the saving (these
+loops are memory-bound or close to it). The two results go out through pointers;
+inlined into the span they are the two output stores, and the loop still vectorises.
+
+* g and g' are composed from the double helpers of ``_activations.pxd`` (d_xsigmoid,
+  d_sigmoid_slope, gelu_grad_d, gelu_tanh_d, ...). float input is computed in double
+  and rounded once, like the float kernels there: the float product dy * value is
+  exact in double, so each float result is one rounding of a double computation.
+  double input takes a few roundings, with the products ordered as g(gate) * value so
+  that nothing overflows where the result does not (gate * value could).
+* The swish slope (swish_slope_d) is written here rather than taken from silu's:
+  d/dgate [gate sigmoid(beta gate)] is silu'(t) at t = beta gate, computed the same way
+  (the closed form, the Taylor series about its root, the limits at +-inf).
+* Conventions are those of PyTorch autograd on ``g(gate) * value``: relu'(0) = 0, and
+  dgate = 0 wherever gate <= 0 whatever dy * value is (threshold_backward); the limits
+  of g and g' at gate = +-inf (swish and gelu tend to 0 at -inf, not -inf * 0 = NaN);
+  a product of an infinite value with a g(gate) that is 0 is NaN, as in PyTorch. NaN in
+  any input propagates, except that reglu's dgate is 0 where gate <= 0 (as PyTorch).
+"""
+
+from cython cimport floating
+from libc.math cimport INFINITY
+
+cimport _activations as act
+
+cdef extern from "actfast_math.h" nogil:
+    double af_exp(double x)
+    double af_fabs(double x)
+    double af_expmul(double x, double m)
+    double af_fma(double a, double b, double c)
+    double af_xndtr(double x)
+    double af_xndtr_lite(double x)
+
+cdef extern from "actfast_vmath_poly.h" nogil:
+    double af__root_silu_grad(double t)
+    double AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
+
+
+# ---------------------------------------------------------------------------------------
+# glu: value * sigmoid(gate)
+# ---------------------------------------------------------------------------------------
+
+cdef inline floating glu_pair(floating gate, floating value) noexcept nogil:
+    # d_xsigmoid rounds value * exp(gate) once for gate < 0 (the subnormal tail in double).
+    if floating is float:
+        return <float>act.d_xsigmoid(gate, value, True)
+    else:
+        return act.d_xsigmoid(gate, value, False)
+
+cdef inline void glu_pair_grad(floating gate, floating value, floating dy,
+                               floating *dgate, floating *dvalue) noexcept nogil:
+    if floating is float:
+        dgate[0] = <float>((<double>dy * value) * act.d_sigmoid_slope(gate, True))
+        dvalue[0] = <float>act.d_xsigmoid(gate, dy, True)
+    else:
+        dgate[0] = (dy * value) * act.d_sigmoid_slope(gate, False)
+        dvalue[0] = act.d_xsigmoid(gate, dy, False)
+
+
+# ---------------------------------------------------------------------------------------
+# swiglu: gate * sigmoid(beta * gate) * value
+# ---------------------------------------------------------------------------------------
+
+cdef inline double swish_t(double gate, double beta) noexcept nogil:
+    # beta * gate, but 0 for beta = 0 and an infinite gate (swish is then gate / 2, and
+    # 0 * inf would make it NaN); NaN passes.
+    return beta * gate if beta != 0 else (0.0 if gate == gate else gate)
+
+cdef inline double swish_d(double gate, double t, bint lite) noexcept nogil:
+    # gate * sigmoid(t), t = beta * gate; where t = -inf the limit 0 (gate -> +-inf with
+    # beta of the other sign), not inf * 0.
+    return 0.0 if t == -INFINITY else act.d_xsigmoid(t, gate, lite)
+
+cdef inline double swish_slope_d(double t) noexcept nogil:
+    # d/dgate [gate sigmoid(beta gate)] = s (1 + t (1 - s)), s = sigmoid(t): silu'(t),
+    # as (1 + e + t e') / (1 + e)^2 with e = exp(-|t|), e' = e for t >= 0 and 1 for
+    # t < 0, times exp(t) for t < 0 (rounded once). It cancels near the root
+    # t = -1.2785, where the Taylor series of actfast_vmath_poly.h is used instead.
+    cdef double e = af_exp(-af_fabs(t))
+    cdef double den = af_fma(e, e + 2.0, 1.0)          # (1 + e)^2, one rounding
+    cdef double pos = af_fma(t, e, 1.0 + e) / den
+    cdef double neg = af_expmul(t, ((1.0 + t) + e) / den)
+    cdef double d = pos if t >= 0 else neg
+    cdef double r = (t - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
+    d = af__root_silu_grad(r) if af_fabs(r) < 0.75 else d
+    return (1.0 if t > 0 else 0.0) if af_fabs(t) == INFINITY else d
+
+cdef inline floating swiglu(floating gate, floating value, floating beta) noexcept nogil:
+    # float: beta * gate is exact in double.
+    cdef double t = swish_t(gate, beta)
+    if floating is float:
+        return <float>(swish_d(gate, t, True) * value)
+    else:
+        return swish_d(gate, t, False) * value
+
+cdef inline void swiglu_grad(floating gate, floating value, floating dy, floating beta,
+                             floating *dgate, floating *dvalue) noexcept nogil:
+    cdef double t = swish_t(gate, beta)
+    cdef double slope = swish_slope_d(t)
+    if floating is float:
+        dgate[0] = <float>((<double>dy * value) * slope)
+        dvalue[0] = <float>(swish_d(gate, t, True) * dy)
+    else:
+        dgate[0] = (dy * value) * slope
+        dvalue[0] = swish_d(gate, t, False) * dy
+
+
+# ---------------------------------------------------------------------------------------
+# geglu: gelu(gate) * value, exact and tanh-approximate gelu
+# ---------------------------------------------------------------------------------------
+
+cdef inline double gelu_value_d(double x, bint lite) noexcept nogil:
+    # act.gelu before its rounding to the input's type: x * Phi(x), 0 at -inf.
+    return 0.0 if x == -INFINITY else (af_xndtr_lite(x) if lite else af_xndtr(x))
+
+cdef inline floating geglu(floating gate, floating value) noexcept nogil:
+    if floating is float:
+        return <float>(gelu_value_d(gate, True) * value)
+    else:
+        return gelu_value_d(gate, False) * value
+
+cdef inline void geglu_grad(floating gate, floating value, floating dy,
+                            floating *dgate, floating *dvalue) noexcept nogil:
+    cdef double slope = act.gelu_grad_d(gate)
+    if floating is float:
+        dgate[0] = <float>((<double>dy * value) * slope)
+        dvalue[0] = <float>(gelu_value_d(gate, True) * dy)
+    else:
+        dgate[0] = (dy * value) * slope
+        dvalue[0] = gelu_value_d(gate, False) * dy
+
+cdef inline floating geglu_tanh(floating gate, floating value) noexcept nogil:
+    if floating is float:
+        return <float>(act.gelu_tanh_d(gate, True) * value)
+    else:
+        return act.gelu_tanh_d(gate, False) * value
+
+cdef inline void geglu_tanh_grad(floating gate, floating value, floating dy,
+                                 floating *dgate, floating *dvalue) noexcept nogil:
+    cdef double slope = act.gelu_tanh_grad_d(gate)
+    if floating is float:
+        dgate[0] = <float>((<double>dy * value) * slope)
+        dvalue[0] = <float>(act.gelu_tanh_d(gate, True) * dy)
+    else:
+        dgate[0] = (dy * value) * slope
+        dvalue[0] = act.gelu_tanh_d(gate, False) * dy
+
+
+# ---------------------------------------------------------------------------------------
+# reglu: relu(gate) * value
+# ---------------------------------------------------------------------------------------
+
+cdef inline floating reglu(floating gate, floating value) noexcept nogil:
+    # relu(gate) is exact, so the product in the input's type is already one rounding.
+    return act.relu(gate) * value
+
+cdef inline void reglu_grad(floating gate, floating value, floating dy,
+                            floating *dgate, floating *dvalue) noexcept nogil:
+    # relu_grad: dy * value for gate > 0, 0 at and below the kink (even for an infinite
+    # or NaN dy * value, as PyTorch's threshold_backward), NaN for a NaN gate.
+    dgate[0] = act.relu_grad(gate, dy * value)
+    dvalue[0] = act.relu(gate) * dy

@@ -55,26 +55,57 @@ cdef extern from "actfast_vmath_poly.h" nogil:
     double af__root_silu_grad(double t)
     double AF_ROOT_SILU_GRAD_HI, AF_ROOT_SILU_GRAD_LO
 
+cdef extern from "actfast_math.h" nogil:
+    double af_expmul2(double x, double xl, double m)
+
+cdef extern from * nogil:
+    """
+    /* The rounding error of p = a * b: exact with FMA, Dekker's product without (what
+       af__prod_lo of actfast_vmath.h does, which a -DACTFAST_USE_LIBM build lacks).
+       Only called where |a|, |b| < 1e290, so that Dekker's split cannot overflow. */
+    static inline double af_gated_prod_lo(double a, double b, double p)
+    {
+    #if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+        return __builtin_fma(a, b, -p);
+    #else
+        const double c = 134217729.0;
+        double ta = c * a, tb = c * b;
+        double ah = ta - (ta - a), al = a - ah, bh = tb - (tb - b), bl = b - bh;
+        return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+    #endif
+    }
+    """
+    double af_gated_prod_lo(double a, double b, double p)
+
 
 # ---------------------------------------------------------------------------------------
 # glu: value * sigmoid(gate)
 # ---------------------------------------------------------------------------------------
 
+cdef inline double xsigmoid_d(double x, double m, bint lite) noexcept nogil:
+    # m * sigmoid(x) (act.d_xsigmoid: m * exp(x) rounded once for x < 0), with
+    # sigmoid(-inf) exactly 0: the lite exp stops at exp(-708), which would turn an
+    # infinite m into inf instead of PyTorch's inf * 0 = NaN.
+    return 0.0 * m if x == -INFINITY else act.d_xsigmoid(x, m, lite)
+
+cdef inline double sigmoid_slope_d(double x, bint lite) noexcept nogil:
+    # sigmoid'(x), exactly 0 at +-inf (see xsigmoid_d).
+    return 0.0 if af_fabs(x) == INFINITY else act.d_sigmoid_slope(x, lite)
+
 cdef inline floating glu_pair(floating gate, floating value) noexcept nogil:
-    # d_xsigmoid rounds value * exp(gate) once for gate < 0 (the subnormal tail in double).
     if floating is float:
-        return <float>act.d_xsigmoid(gate, value, True)
+        return <float>xsigmoid_d(gate, value, True)
     else:
-        return act.d_xsigmoid(gate, value, False)
+        return xsigmoid_d(gate, value, False)
 
 cdef inline void glu_pair_grad(floating gate, floating value, floating dy,
                                floating *dgate, floating *dvalue) noexcept nogil:
     if floating is float:
-        dgate[0] = <float>((<double>dy * value) * act.d_sigmoid_slope(gate, True))
-        dvalue[0] = <float>act.d_xsigmoid(gate, dy, True)
+        dgate[0] = <float>((<double>dy * value) * sigmoid_slope_d(gate, True))
+        dvalue[0] = <float>xsigmoid_d(gate, dy, True)
     else:
-        dgate[0] = (dy * value) * act.d_sigmoid_slope(gate, False)
-        dvalue[0] = act.d_xsigmoid(gate, dy, False)
+        dgate[0] = (dy * value) * sigmoid_slope_d(gate, False)
+        dvalue[0] = xsigmoid_d(gate, dy, False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -86,43 +117,58 @@ cdef inline double swish_t(double gate, double beta) noexcept nogil:
     # 0 * inf would make it NaN); NaN passes.
     return beta * gate if beta != 0 else (0.0 if gate == gate else gate)
 
-cdef inline double swish_d(double gate, double t, bint lite) noexcept nogil:
-    # gate * sigmoid(t), t = beta * gate; where t = -inf the limit 0 (gate -> +-inf with
-    # beta of the other sign), not inf * 0.
-    return 0.0 if t == -INFINITY else act.d_xsigmoid(t, gate, lite)
+cdef inline double swish_t_lo(double gate, double beta, double t) noexcept nogil:
+    # The rounding error of t = beta * gate (double input; a float product is exact in
+    # double). In the tail gate * exp(t) the rounding of t is multiplied by |t|: 14 ulp
+    # at t = -17 without it. 0 where the split could overflow (t is then in no tail
+    # that needs it, or beyond -1200 where the result is 0).
+    cdef bint small = (af_fabs(gate) < 1e290) & (af_fabs(beta) < 1e290)
+    return af_gated_prod_lo(beta, gate, t) if small else 0.0
 
-cdef inline double swish_slope_d(double t) noexcept nogil:
+cdef inline double swish_d(double gate, double t, double tlo, bint lite) noexcept nogil:
+    # gate * sigmoid(t), t + tlo = beta * gate: d_xsigmoid with a double-double t (for
+    # t < 0 gate * exp(t + tlo) is rounded once). Where t = -inf, the limit 0 (gate ->
+    # +-inf with beta of the other sign), not inf * 0.
+    cdef double e = act.d_exp(-af_fabs(t), lite)
+    cdef double v
+    if lite:
+        v = (gate if t >= 0 else gate * e) / (1.0 + e)
+    else:
+        v = (gate if t >= 0 else af_expmul2(t, tlo, gate)) / (1.0 + e)
+    return 0.0 if t == -INFINITY else v
+
+cdef inline double swish_slope_d(double t, double tlo) noexcept nogil:
     # d/dgate [gate sigmoid(beta gate)] = s (1 + t (1 - s)), s = sigmoid(t): silu'(t),
     # as (1 + e + t e') / (1 + e)^2 with e = exp(-|t|), e' = e for t >= 0 and 1 for
-    # t < 0, times exp(t) for t < 0 (rounded once). It cancels near the root
+    # t < 0, times exp(t + tlo) for t < 0 (rounded once). It cancels near the root
     # t = -1.2785, where the Taylor series of actfast_vmath_poly.h is used instead.
     cdef double e = af_exp(-af_fabs(t))
     cdef double den = af_fma(e, e + 2.0, 1.0)          # (1 + e)^2, one rounding
     cdef double pos = af_fma(t, e, 1.0 + e) / den
-    cdef double neg = af_expmul(t, ((1.0 + t) + e) / den)
+    cdef double neg = af_expmul2(t, tlo, ((1.0 + t) + e) / den)
     cdef double d = pos if t >= 0 else neg
-    cdef double r = (t - AF_ROOT_SILU_GRAD_HI) - AF_ROOT_SILU_GRAD_LO
+    cdef double r = ((t - AF_ROOT_SILU_GRAD_HI) + tlo) - AF_ROOT_SILU_GRAD_LO
     d = af__root_silu_grad(r) if af_fabs(r) < 0.75 else d
     return (1.0 if t > 0 else 0.0) if af_fabs(t) == INFINITY else d
 
 cdef inline floating swiglu(floating gate, floating value, floating beta) noexcept nogil:
-    # float: beta * gate is exact in double.
     cdef double t = swish_t(gate, beta)
     if floating is float:
-        return <float>(swish_d(gate, t, True) * value)
+        return <float>(swish_d(gate, t, 0.0, True) * value)
     else:
-        return swish_d(gate, t, False) * value
+        return swish_d(gate, t, swish_t_lo(gate, beta, t), False) * value
 
 cdef inline void swiglu_grad(floating gate, floating value, floating dy, floating beta,
                              floating *dgate, floating *dvalue) noexcept nogil:
     cdef double t = swish_t(gate, beta)
-    cdef double slope = swish_slope_d(t)
+    cdef double tlo
     if floating is float:
-        dgate[0] = <float>((<double>dy * value) * slope)
-        dvalue[0] = <float>(swish_d(gate, t, True) * dy)
+        dgate[0] = <float>((<double>dy * value) * swish_slope_d(t, 0.0))
+        dvalue[0] = <float>(swish_d(gate, t, 0.0, True) * dy)
     else:
-        dgate[0] = (dy * value) * slope
-        dvalue[0] = swish_d(gate, t, False) * dy
+        tlo = swish_t_lo(gate, beta, t)
+        dgate[0] = (dy * value) * swish_slope_d(t, tlo)
+        dvalue[0] = swish_d(gate, t, tlo, False) * dy
 
 
 # ---------------------------------------------------------------------------------------

@@ -160,9 +160,12 @@ def values_for(gate, seed=0):
     return v, dy
 
 
-# float32: computed in double and rounded once; float64: a few roundings.
-FWD_ULP = {np.float32: 1.0, np.float64: 4.0}
-GRAD_ULP = {np.float32: 1.0, np.float64: 5.0}
+# float32: computed in double and rounded once (measured 0.50 ulp for every unit and
+# variant); float64: the gate function's few ulp and a product (measured <= 4 ulp, 5
+# for geglu's dvalue on the baseline variant, whose erfc has no FMA). The elementwise
+# tests allow 6 (forward) and 10 (gradients) in float64.
+FWD_ULP = {np.float32: 1.0, np.float64: 6.0}
+GRAD_ULP = {np.float32: 1.0, np.float64: 6.0}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -15,6 +15,8 @@ from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardshrink, hardsigmoid, hardswish, hardtanh, logsigmoid, softshrink, tanhshrink
 from ._from_output import *  # noqa: F403
 from ._from_output import __all__ as _from_output_all
+from ._gated import *  # noqa: F403
+from ._gated import __all__ as _gated_all
 from . import init
 from .dense import Dense, dense, dense_grad, dense_saves
 from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
@@ -47,4 +49,5 @@ __all__ = [
     "sparsity",
     *_elementwise_all,
     *_from_output_all,
+    *_gated_all,
 ]

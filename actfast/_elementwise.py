@@ -112,7 +112,7 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
             raise
         raise err from exc
     if bf16 is not None and out is None:
-        result = result.astype(bf16)
+        result = result.astype(bf16) if ufunc.nout == 1 else tuple(r.astype(bf16) for r in result)
     return result
 
 

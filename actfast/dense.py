@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 from . import _dispatch
 from ._elementwise import (SELU_ALPHA, SELU_SCALE, _HARD_SIGMOID_ALPHA, _bounds, _celu_alpha, _hard_sigmoid_params,
                            _non_negative_finite, _real, _selu_params, _silu_beta, _softplus_params, _threshold_params)
+from ._gated import _beta
 from ._threads import get_num_threads
 
 __all__ = ["dense", "dense_grad", "dense_saves", "Dense"]
@@ -105,6 +106,10 @@ def _squareplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _non_negative_finite(name, "squareplus_b", p["squareplus_b"]), 0.0
 
 
+def _swiglu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    return _beta(name, p["beta"]), 0.0
+
+
 class _Required:
     """The default of a parameter that has none (threshold's threshold and value)."""
 
@@ -142,6 +147,11 @@ _ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tu
     "tanh_shrink": ({}, _no_params),
     # squareplus's b (actfast.squareplus(x, b)) is spelled squareplus_b: b is the bias here.
     "squareplus": ({"squareplus_b": 4.0}, _squareplus),
+    # Gated units (see _GATED): W and b have 2 * n_out columns.
+    "swiglu": ({"beta": 1.0}, _swiglu),
+    "geglu": ({"approximate": "none"}, _no_params),
+    "reglu": ({}, _no_params),
+    "glu": ({}, _no_params),
 }
 _ALIASES = {
     "identity": "linear", "hardtanh": "hard_tanh", "hardsigmoid": "hard_sigmoid",
@@ -150,6 +160,12 @@ _ALIASES = {
 }
 # Activations whose derivative is a function of the output (see _activation_from_output.pxd).
 _FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
+# Gated activations: z = x @ W + b has 2 * n_out columns and y = value * g(gate) has
+# n_out. swiglu, geglu, reglu take the gate from the first n_out columns and the value
+# from the last; glu follows torch.nn.functional.glu on z (the first half is the value,
+# the second goes through the sigmoid). Their kernels are the gated ufuncs' spans
+# (GATED_INDEX of the kernel module); they save z.
+_GATED = {"swiglu", "geglu", "reglu", "glu"}
 
 
 class _Act:
@@ -157,10 +173,17 @@ class _Act:
     module's span table, -1 for none) of its forward and of the gradient that
     dense_grad computes from what :func:`dense_saves` names."""
 
-    __slots__ = ("name", "kernel", "p0", "p1", "saves", "forward", "grad")
+    __slots__ = ("name", "kernel", "p0", "p1", "saves", "forward", "grad", "gated", "gate_first", "width")
 
     def __init__(self, name: str, kernel: str, p0: float, p1: float, saves: str) -> None:
         self.name, self.kernel, self.p0, self.p1, self.saves = name, kernel, p0, p1, saves
+        self.gated = name in _GATED
+        self.gate_first = name != "glu"
+        self.width = 2 if self.gated else 1     # columns of z per output column
+        if self.gated:
+            gated = _dispatch.kernels.GATED_INDEX
+            self.forward, self.grad = gated[kernel], gated[kernel + "_grad"]
+            return
         index = _dispatch.kernels.KERNEL_INDEX
         linear = name == "linear"
         self.forward = -1 if linear else index[kernel]
@@ -188,12 +211,12 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool 
         raise TypeError(f"actfast.{fname}: activation {name!r} needs the parameter(s) {', '.join(missing)}")
     p.update({k: 0.0 for k in missing})   # dense_saves: the answer does not depend on them
     p0, p1 = check(fname, p)
-    kernel = name
-    if name == "gelu":
+    kernel = "glu_pair" if name == "glu" else name
+    if name in ("gelu", "geglu"):
         approximate = p["approximate"]
-        if approximate == "tanh":
-            kernel = "gelu_tanh"
-        elif approximate != "none":
+        if isinstance(approximate, str) and approximate == "tanh":
+            kernel = name + "_tanh"
+        elif not (isinstance(approximate, str) and approximate == "none"):
             raise ValueError(f"actfast.{fname}: approximate must be 'none' or 'tanh', got {approximate!r}")
     saves = "y" if name in _FROM_OUTPUT else "z"
     if (name in ("leaky_relu", "elu") and p0 < 0) or (name == "selu" and (p0 < 0 or p1 <= 0)):
@@ -235,6 +258,8 @@ def dense_saves(activation: str | None = "relu", **params: Any) -> str:
     gelu (both), silu, mish, softplus, log_sigmoid,     "z"
     hard_sigmoid, hard_swish, softsign, threshold,
     hard_shrink, soft_shrink, tanh_shrink, squareplus
+    swiglu, geglu, reglu, glu (gated: z has 2 n_out     "z"
+    columns)
     ==================================================  ======
 
     Parameters are those of the activation (they matter for leaky_relu and elu).
@@ -393,16 +418,21 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
         Input rows. C- and Fortran-ordered arrays, and any 2-D view with one unit
         stride (``x[::2]``, ``x[:, :k]``, ``x.T``), are read in place through BLAS
         transpose flags; other layouts (``x[:, ::2]``, broadcast views) are copied.
-    W : array_like, shape (n_in, n_out)
+    W : array_like, shape (n_in, n_out), or (n_in, 2 * n_out) for a gated activation
         Weights, same rules as ``x``.
-    b : array_like, shape (n_out,), optional
+    b : array_like, shape (n_out,) (or (2 * n_out,), gated), optional
         Bias; None for none.
     activation : str or None, default "relu"
         relu, relu6, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, sigmoid,
         log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign, threshold,
         hard_shrink, soft_shrink, tanh_shrink, squareplus (PyTorch spellings hardtanh,
         hardsigmoid, hardswish, logsigmoid, hardshrink, softshrink, tanhshrink
-        accepted), or None / "linear" for no activation.
+        accepted), or None / "linear" for no activation; or a gated unit: swiglu,
+        geglu, reglu, glu. For these ``z = x @ W + b`` has ``2 * n_out`` columns and
+        ``y = value * g(gate)`` has n_out: swiglu, geglu and reglu take the gate from
+        the first n_out columns of z and the value from the last n_out (``W[:, :n_out]``
+        are the gate's weights); glu follows ``torch.nn.functional.glu`` on z (the
+        first half is the value, the second goes through the sigmoid).
     out : ndarray, optional
         C-contiguous array of the result's shape and dtype, not overlapping an input.
         Left untouched when an error is raised.
@@ -416,13 +446,15 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
         "none" or "tanh"), ``beta`` and ``threshold`` (softplus), ``min_val`` and
         ``max_val`` (hard_tanh), ``threshold`` and ``value`` (threshold, both
         required), ``lambd`` (hard_shrink, soft_shrink), ``squareplus_b`` (squareplus's
-        ``b``, renamed because ``b`` is the bias here).
+        ``b``, renamed because ``b`` is the bias here), ``beta`` (swiglu), ``approximate``
+        (geglu).
 
     Returns
     -------
     y : ndarray, shape (batch, n_out) or (n_out,)
         ``act(x @ W + b)``, with the dtype of the inputs (float32 or float64; all
-        inputs must have the same one). ``(y, z)`` when ``return_z``.
+        inputs must have the same one). ``(y, z)`` when ``return_z`` (z of shape
+        (batch, 2 * n_out) for a gated activation).
 
     Notes
     -----
@@ -444,33 +476,43 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
             arrays["b"] = b
         dtype = _common_dtype("dense", arrays)
     xs, Ws = x.shape, W.shape
-    if len(xs) not in (1, 2) or len(Ws) != 2 or xs[-1] != Ws[0] or (b is not None and b.shape != (Ws[1],)):
+    width = act.width
+    if len(xs) not in (1, 2) or len(Ws) != 2 or xs[-1] != Ws[0] or (b is not None and b.shape != (Ws[1],)) \
+            or Ws[1] % width:
         bs = "None" if b is None else str(b.shape)
+        cols = "2 * n_out" if act.gated else "n_out"
         raise ValueError(f"actfast.dense: shapes do not fit: x {xs}, W {Ws}, b {bs}; expected "
-                         "x (batch, n_in) or (n_in,), W (n_in, n_out), b (n_out,)")
+                         f"x (batch, n_in) or (n_in,), W (n_in, {cols}), b ({cols},)")
     vector = len(xs) == 1
     x2 = x.reshape(1, -1) if vector else x
     batch, n_in = x2.shape
-    n_out = Ws[1]
+    n_z = Ws[1]                     # columns of z = x @ W + b
+    n_out = n_z // width
     shape = (n_out,) if vector else (batch, n_out)
-    if batch > _INT_MAX or n_in > _INT_MAX or n_out > _INT_MAX:
+    zshape = (n_z,) if vector else (batch, n_z)
+    if batch > _INT_MAX or n_in > _INT_MAX or n_z > _INT_MAX:
         raise ValueError(f"actfast.dense: dimensions above 2**31 - 1 are not supported (x {xs}, W {Ws})")
     if out is not None:
         _check_out("dense", "out", out, shape, dtype, (x, W, b))
         y = out
     else:
         y = np.empty(shape, dtype)
-    z = np.empty(shape, dtype) if return_z else None
+    # A gated layer's z is the product's buffer (twice y's width), always needed.
+    z = np.empty(zshape, dtype) if return_z or act.gated else None
     if b is not None and not (b.flags.c_contiguous and b.flags.aligned):
         b = np.ascontiguousarray(b)
     if batch and n_out:
-        _matmul(x, W, y)
         k = _dispatch.kernels
         y2 = y.reshape(1, n_out) if vector else y
-        z2 = None if z is None else (z.reshape(1, n_out) if vector else z)
-        k._dense_epilogue(y2, b, z2, act.forward, act.p0, act.p1)
-    elif z is not None:
-        z[...] = y
+        z2 = None if z is None else (z.reshape(1, n_z) if vector else z)
+        if act.gated:
+            _matmul(x, W, z)
+            k._dense_gated_epilogue(z2, b, y2, act.forward, act.p0, act.gate_first)
+        else:
+            _matmul(x, W, y)
+            k._dense_epilogue(y2, b, z2, act.forward, act.p0, act.p1)
+    elif z is not None and not act.gated:
+        z[...] = y                      # empty; a gated z is empty too (batch or n_out is 0)
     return (y, z) if return_z else y
 
 
@@ -496,7 +538,7 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
         are read in place when C-contiguous and copied otherwise.
     x, W : array_like
         The forward pass's input and weights (any layout, as in :func:`dense`).
-    z_or_y : array_like, shape of dy
+    z_or_y : array_like, shape of dy (gated: (batch, 2 * n_out), z)
         What :func:`dense_saves` names for this activation: the output ``y`` for
         linear, relu, relu6, leaky_relu (slope >= 0), hard_tanh, elu (alpha >= 0), selu,
         celu, sigmoid, tanh; the pre-activation ``z`` (``dense(..., return_z=True)``) for
@@ -523,8 +565,14 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
     Returns
     -------
     dx : ndarray, shape of x (or None)
-    dW : ndarray, shape (n_in, n_out)
-    db : ndarray, shape (n_out,)
+    dW : ndarray, shape of W: (n_in, n_out), or (n_in, 2 * n_out) gated
+    db : ndarray, shape (n_out,) (gated: (2 * n_out,))
+
+    Notes
+    -----
+    Gated activations: ``dz`` (batch, 2 * n_out) is written in one pass from ``dy`` and
+    the saved ``z`` by the two-output kernel of ``actfast.NAME_grad`` (dgate and dvalue
+    into their halves of dz's columns).
     """
     act = _resolve_cached("dense_grad", activation, params)
     if type(dy) is not np.ndarray:
@@ -539,14 +587,19 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
             or s.dtype is not dtype:
         dtype = _common_dtype("dense_grad", {"dy": dy, "x": x, "W": W, "z_or_y": s})
     xs, Ws = x.shape, W.shape
-    ok = len(xs) in (1, 2) and len(Ws) == 2 and xs[-1] == Ws[0]
+    width = act.width
+    ok = len(xs) in (1, 2) and len(Ws) == 2 and xs[-1] == Ws[0] and Ws[1] % width == 0
     if ok:
-        yshape = xs[:-1] + (Ws[1],)
-        ok = dy.shape == yshape and s.shape == yshape
+        yshape = xs[:-1] + (Ws[1] // width,)
+        ok = dy.shape == yshape and s.shape == xs[:-1] + (Ws[1],)
     if not ok:
+        if act.gated:
+            expect = ("W (n_in, 2 * n_out), dy (batch, n_out) or (n_out,), z_or_y (the saved z) "
+                      "(batch, 2 * n_out) or (2 * n_out,)")
+        else:
+            expect = "W (n_in, n_out), dy and z_or_y (batch, n_out) or (n_out,)"
         raise ValueError(f"actfast.dense_grad: shapes do not fit: dy {dy.shape}, x {xs}, W {Ws}, "
-                         f"z_or_y {s.shape}; expected x (batch, n_in) or (n_in,), W (n_in, n_out), "
-                         "dy and z_or_y (batch, n_out) or (n_out,)")
+                         f"z_or_y {s.shape}; expected x (batch, n_in) or (n_in,), {expect}")
     vector = len(xs) == 1
     if vector:
         x2 = x.reshape(1, -1)
@@ -554,23 +607,27 @@ def dense_grad(dy: ArrayLike, x: ArrayLike, W: ArrayLike, z_or_y: ArrayLike, act
     else:
         x2 = x
         batch, n_in = xs
-    n_out = Ws[1]
-    if batch > _INT_MAX or n_in > _INT_MAX or n_out > _INT_MAX:
+    n_z = Ws[1]
+    n_out = n_z // width
+    if batch > _INT_MAX or n_in > _INT_MAX or n_z > _INT_MAX:
         raise ValueError("actfast.dense_grad: dimensions above 2**31 - 1 are not supported")
     if vector:
-        dy2, s2 = dy.reshape(1, n_out), s.reshape(1, n_out)
+        dy2, s2 = dy.reshape(1, n_out), s.reshape(1, n_z)
     else:
         dy2, s2 = dy, s
     if not dy2.flags.c_contiguous:
         dy2 = np.ascontiguousarray(dy2)
     if not s2.flags.c_contiguous:
         s2 = np.ascontiguousarray(s2)
-    db = np.empty(n_out, dtype)
-    dW = np.empty((n_in, n_out), dtype)
+    db = np.empty(n_z, dtype)
+    dW = np.empty((n_in, n_z), dtype)
     dx = np.empty((batch, n_in), dtype) if compute_dx else None
-    # The one temporary of the output's size.
-    dz = np.empty((batch, n_out), dtype)
-    _dispatch.kernels._dense_dz(dy2, s2, dz, db, act.grad, act.p0, act.p1)
+    # The one temporary of z's size.
+    dz = np.empty((batch, n_z), dtype)
+    if act.gated:
+        _dispatch.kernels._dense_gated_dz(dy2, s2, dz, db, act.grad, act.p0, act.gate_first)
+    else:
+        _dispatch.kernels._dense_dz(dy2, s2, dz, db, act.grad, act.p0, act.p1)
     if batch == 1:
         # An outer product: OpenBLAS's GEMM with k = 1 is ~10x slower than the multiply.
         np.multiply(x2.reshape(n_in, 1), dz, out=dW)
@@ -596,7 +653,10 @@ class Dense:
     n_in, n_out : int
         Input and output widths.
     activation : str or None, default "relu"
-        As for :func:`dense`; its parameters go in ``**params``.
+        As for :func:`dense`; its parameters go in ``**params``. A gated activation
+        (swiglu, geglu, reglu, glu) gives W and b ``2 * n_out`` columns (gate then
+        value, or F.glu's order for glu; see :func:`dense`), initialised as a layer of
+        that width.
     init : str or callable, default "he_normal"
         A name from :mod:`actfast.init` (he_normal, he_uniform, glorot_normal,
         glorot_uniform, lecun_normal, rai) or a callable ``init(fan_in, fan_out, rng=, dtype=)``
@@ -609,7 +669,7 @@ class Dense:
     Attributes
     ----------
     W, b : ndarray
-        The parameters, shapes (n_in, n_out) and (n_out,).
+        The parameters, shapes (n_in, n_out) and (n_out,) (gated: 2 * n_out columns).
     dW, db : ndarray or None
         The gradients from the last :meth:`backward`.
     params : dict
@@ -644,13 +704,15 @@ class Dense:
                 raise ValueError(f"actfast.Dense: unknown init {init!r}; known: {', '.join(_init.INITIALIZERS)}")
             init = getattr(_init, init)
         rng = np.random.default_rng(rng)
+        self.n_out = int(n_out)
+        cols = self._act.width * int(n_out)      # columns of W and z
         # An initializer returns W, or (W, b) when it sets the biases too (rai).
-        drawn = init(int(n_in), int(n_out), rng=rng, dtype=self.dtype)
-        W, b = drawn if isinstance(drawn, tuple) else (drawn, np.zeros(n_out, self.dtype))
+        drawn = init(int(n_in), cols, rng=rng, dtype=self.dtype)
+        W, b = drawn if isinstance(drawn, tuple) else (drawn, np.zeros(cols, self.dtype))
         W, b = np.asarray(W), np.asarray(b)
-        if W.shape != (n_in, n_out) or W.dtype != self.dtype or b.shape != (n_out,) or b.dtype != self.dtype:
+        if W.shape != (n_in, cols) or W.dtype != self.dtype or b.shape != (cols,) or b.dtype != self.dtype:
             raise ValueError(f"actfast.Dense: init returned W {W.shape} {W.dtype} and b {b.shape} {b.dtype}, "
-                             f"expected ({n_in}, {n_out}) and ({n_out},) {self.dtype}")
+                             f"expected ({n_in}, {cols}) and ({cols},) {self.dtype}")
         self.W = np.ascontiguousarray(W)
         self.b = np.ascontiguousarray(b)
         self.dW: np.ndarray | None = None
@@ -687,5 +749,5 @@ class Dense:
         return dx
 
     def __repr__(self) -> str:
-        return (f"Dense({self.W.shape[0]}, {self.W.shape[1]}, activation={self.activation!r}, "
+        return (f"Dense({self.W.shape[0]}, {self.n_out}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name})")

@@ -457,6 +457,13 @@ cdef inline double silu_beta_x(double x, double beta) noexcept nogil:
     # (bitwise &: a short-circuit `and` is a branch, and the loop would not vectorise)
     return 0.0 if ((beta == 0) & (x == x)) else beta * x
 
+cdef inline double silu_beta_x_lo(double x, double beta, double b) noexcept nogil:
+    # The rounding error of b = beta x, so that b + lo is beta x exactly (double input;
+    # a float times beta only rounds in double). 0 where Dekker's split could overflow:
+    # b is then in no tail that needs it, or beyond -1200 where the result is 0.
+    cdef bint small = (af_fabs(x) < 1e290) & (af_fabs(beta) < 1e290)
+    return af_mul_lo(beta, x, b) if small else 0.0
+
 cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     # x * sigmoid(beta x); where beta x = -inf (x infinite, beta of the other sign) the
     # limit 0 instead of inf * 0. For double input beta x is taken as b + bl (exact):
@@ -466,7 +473,7 @@ cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     if lite:
         return 0.0 if b == -INFINITY else d_xsigmoid(b, x, True)
     e = af_exp(-af_fabs(b))
-    num = x if b >= 0 else af_expmul2(b, af_mul_lo(beta, x, b), x)
+    num = x if b >= 0 else af_expmul2(b, silu_beta_x_lo(x, beta, b), x)
     return 0.0 if b == -INFINITY else num / (1.0 + e)
 
 cdef inline floating silu(floating x, double beta) noexcept nogil:
@@ -497,7 +504,7 @@ cdef inline floating silu_grad(floating x, floating dy, double beta) noexcept no
     if floating is float:
         return <float>(dy * silu_grad_d(b, 0.0))
     else:
-        return dy * silu_grad_d(b, af_mul_lo(beta, x, b) if beta != 1 else 0.0)
+        return dy * silu_grad_d(b, silu_beta_x_lo(x, beta, b))
 
 cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
     # PyTorch: x where beta*x > threshold, else log1p(exp(beta*x)) / beta, written as

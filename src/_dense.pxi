@@ -139,6 +139,21 @@ cdef int rows_setup(rows_ctx *c, Py_ssize_t kernel, cnp.ndarray out, double p0, 
     return cost
 
 
+cdef void sum_chunks(const double *acc, npy_intp nchunks, npy_intp n, char *db, bint is_float) noexcept nogil:
+    """db[j] = the sum over chunks of acc[k, j], in chunk order (the same for every
+    thread count), rounded once to db's type."""
+    cdef npy_intp j, k
+    cdef double total
+    for j in range(n):
+        total = 0
+        for k in range(nchunks):
+            total += acc[k * n + j]
+        if is_float:
+            (<float *>db)[j] = <float>total
+        else:
+            (<double *>db)[j] = total
+
+
 def _dense_epilogue(cnp.ndarray y, b, z, Py_ssize_t kernel, double p0, double p1):
     """y[:] = f(y + b) in place, z[:] = y + b first when z is not None. y and z
     C-contiguous (rows, n), b None or contiguous (n,), one float dtype; kernel is
@@ -162,11 +177,10 @@ def _dense_dz(cnp.ndarray dy, cnp.ndarray s, cnp.ndarray dz, cnp.ndarray db, Py_
     db[:] = dz.sum(axis=0), summed in double. dy, s, dz C-contiguous (rows, n), db (n,),
     one float dtype; dz may be dy itself; kernel is KERNEL_INDEX[grad name] or -1 (dz = dy)."""
     cdef rows_ctx c
-    cdef npy_intp rows = dy.shape[0], nchunks, j, k
+    cdef npy_intp rows = dy.shape[0], nchunks
     cdef int cost = rows_setup(&c, kernel, dz, p0, p1, 2)
     cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
     cdef af_chunk_fn fn = dz_rows_f if cnp.PyArray_TYPE(dz) == NPY_FLOAT else dz_rows_d
-    cdef double total
     cdef bint is_float = cnp.PyArray_TYPE(dz) == NPY_FLOAT
     cdef char *dbp = <char *>cnp.PyArray_DATA(db)
     cdef cnp.ndarray acc
@@ -177,12 +191,155 @@ def _dense_dz(cnp.ndarray dy, cnp.ndarray s, cnp.ndarray dz, cnp.ndarray db, Py_
     c.acc = <double *>cnp.PyArray_DATA(acc)
     with nogil:
         af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
-        for j in range(c.n):
-            total = 0
-            for k in range(nchunks):
-                total += c.acc[k * c.n + j]
-            if is_float:
-                (<float *>dbp)[j] = <float>total
-            else:
-                (<double *>dbp)[j] = total
+        sum_chunks(c.acc, nchunks, c.n, dbp, is_float)
+        af_clear_fp_status()
+
+
+# ---------------------------------------------------------------------------------------
+# Gated activations (swiglu, geglu, reglu, glu; the GATED kernels of _kernels.pyx.tp).
+# z = x @ W + b has 2n columns, the gate half and the value half (gate first, or for
+# glu, as F.glu, value first); each row of z is biased in place and its two halves go,
+# still in L1, through the gated span into the row of y (n columns). The backward runs
+# the two-output span on (gate, value, dy) and writes dgate and dvalue straight into
+# the two halves of dz's row, then adds the row to the chunk's double sums for db
+# (summed over chunks in chunk order, as _dense_dz does).
+# ---------------------------------------------------------------------------------------
+
+ctypedef struct gated_ctx:
+    span_t span
+    int nparams
+    char *z                 # (rows, 2n), C-contiguous
+    char *out               # epilogue: y (rows, n); backward: dz (rows, 2n)
+    const char *b           # epilogue: the bias (2n,) or NULL
+    const char *dy          # backward: dy (rows, n)
+    double *acc             # backward: one row of 2n partial sums per chunk
+    npy_intp n
+    npy_intp gate_off       # column of the gate half: 0, or n for glu
+    npy_intp value_off
+    npy_intp rows_per_chunk
+    npy_intp steps[8]
+    float pf[2]
+    double pd[2]
+
+
+cdef inline void gated_epilogue_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef gated_ctx *c = <gated_ctx *>ctx
+    cdef npy_intp i, j, n = c.n, w = 2 * c.n
+    cdef int k
+    cdef real_t *zr
+    cdef const real_t *b = <const real_t *>c.b
+    cdef char *args[8]
+    for i in range(lo, hi):
+        zr = <real_t *>c.z + i * w
+        if b != NULL:
+            for j in range(w):
+                zr[j] = zr[j] + b[j]
+        args[0] = <char *>(zr + c.gate_off)
+        args[1] = <char *>(zr + c.value_off)
+        for k in range(c.nparams):
+            args[2 + k] = <char *>&c.pf[k] if real_t is float else <char *>&c.pd[k]
+        args[2 + c.nparams] = <char *>(<real_t *>c.out + i * n)
+        c.span(args, c.steps, 0, n)
+
+
+cdef inline void gated_dz_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef gated_ctx *c = <gated_ctx *>ctx
+    cdef npy_intp i, j, n = c.n, w = 2 * c.n
+    cdef int k
+    cdef real_t *zr
+    cdef real_t *dzr
+    cdef double *acc
+    cdef char *args[8]
+    for i in range(lo, hi):
+        zr = <real_t *>c.z + i * w
+        dzr = <real_t *>c.out + i * w
+        args[0] = <char *>(zr + c.gate_off)
+        args[1] = <char *>(zr + c.value_off)
+        args[2] = <char *>(<const real_t *>c.dy + i * n)
+        for k in range(c.nparams):
+            args[3 + k] = <char *>&c.pf[k] if real_t is float else <char *>&c.pd[k]
+        args[3 + c.nparams] = <char *>(dzr + c.gate_off)
+        args[4 + c.nparams] = <char *>(dzr + c.value_off)
+        c.span(args, c.steps, 0, n)
+        acc = c.acc + (i // c.rows_per_chunk) * w
+        for j in range(w):
+            acc[j] += dzr[j]
+
+
+cdef void gated_epilogue_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    gated_epilogue_rows(c, lo, hi, <float>0)
+cdef void gated_epilogue_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    gated_epilogue_rows(c, lo, hi, <double>0)
+cdef void gated_dz_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    gated_dz_rows(c, lo, hi, <float>0)
+cdef void gated_dz_rows_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    gated_dz_rows(c, lo, hi, <double>0)
+
+
+cdef int gated_setup(gated_ctx *c, Py_ssize_t kernel, cnp.ndarray z, double p0, bint gate_first,
+                     int nvec, int nout) except -1:
+    cdef int j
+    cdef bint is_float = cnp.PyArray_TYPE(z) == NPY_FLOAT
+    cdef npy_intp itemsize = z.itemsize
+    if not 0 <= kernel < n_gated_kernels:
+        raise ValueError("actfast: bad gated kernel index")
+    c.span = gated_span_table_f[kernel] if is_float else gated_span_table_d[kernel]
+    c.nparams = gated_span_nparams[kernel]
+    c.z = <char *>cnp.PyArray_DATA(z)
+    c.out = NULL
+    c.b = NULL
+    c.dy = NULL
+    c.acc = NULL
+    c.n = z.shape[1] // 2
+    c.gate_off = 0 if gate_first else c.n
+    c.value_off = c.n if gate_first else 0
+    c.pf[0], c.pf[1] = <float>p0, 0
+    c.pd[0], c.pd[1] = p0, 0
+    for j in range(nvec):
+        c.steps[j] = itemsize
+    for j in range(c.nparams):
+        c.steps[nvec + j] = 0
+    for j in range(nout):
+        c.steps[nvec + c.nparams + j] = itemsize
+    c.rows_per_chunk = rows_per_chunk(z.shape[0], c.n, gated_span_cost[kernel])
+    return gated_span_cost[kernel]
+
+
+def _dense_gated_epilogue(cnp.ndarray z, b, cnp.ndarray y, Py_ssize_t kernel, double p0, bint gate_first):
+    """z[:] += b (when b is not None), then y[:] = value * g(gate) from z's two halves
+    (gate first, or value first when not gate_first). z C-contiguous (rows, 2n), y
+    (rows, n), b None or contiguous (2n,), one float dtype; kernel is
+    GATED_INDEX[name] of the forward. Checked by actfast/dense.py."""
+    cdef gated_ctx c
+    cdef npy_intp rows = z.shape[0]
+    cdef int cost = gated_setup(&c, kernel, z, p0, gate_first, 2, 1)
+    cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
+    cdef af_chunk_fn fn = gated_epilogue_rows_f if cnp.PyArray_TYPE(z) == NPY_FLOAT else gated_epilogue_rows_d
+    c.out = <char *>cnp.PyArray_DATA(y)
+    if b is not None:
+        c.b = <const char *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    with nogil:
+        af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
+        af_clear_fp_status()
+
+
+def _dense_gated_dz(cnp.ndarray dy, cnp.ndarray z, cnp.ndarray dz, cnp.ndarray db, Py_ssize_t kernel, double p0,
+                    bint gate_first):
+    """dz[:] = (dgate, dvalue) in z's column layout from dy (rows, n) and the saved z
+    (rows, 2n), and db[:] = dz.sum(axis=0), summed in double. All C-contiguous, one
+    float dtype; kernel is GATED_INDEX[name + "_grad"]."""
+    cdef gated_ctx c
+    cdef npy_intp rows = z.shape[0], nchunks
+    cdef int cost = gated_setup(&c, kernel, z, p0, gate_first, 3, 2)
+    cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
+    cdef af_chunk_fn fn = gated_dz_rows_f if cnp.PyArray_TYPE(z) == NPY_FLOAT else gated_dz_rows_d
+    cdef cnp.ndarray acc
+    c.out = <char *>cnp.PyArray_DATA(dz)
+    c.dy = <const char *>cnp.PyArray_DATA(dy)
+    nchunks = max(<npy_intp>1, (rows + c.rows_per_chunk - 1) // c.rows_per_chunk)
+    acc = np.zeros((nchunks, 2 * c.n), np.float64)
+    c.acc = <double *>cnp.PyArray_DATA(acc)
+    with nogil:
+        af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
+        sum_chunks(c.acc, nchunks, 2 * c.n, <char *>cnp.PyArray_DATA(db), cnp.PyArray_TYPE(dz) == NPY_FLOAT)
         af_clear_fp_status()

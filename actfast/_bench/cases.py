@@ -49,12 +49,15 @@ class OpSpec:
     numexpr_consts: tuple[tuple[str, float], ...] = ()
     torch: tuple | None = None                       # see _torch_call
     axis: bool = False                               # softmax-like: rows of SOFTMAX_WIDTH
+    gated: bool = False                              # GLU family: see GATED_OPS
 
     @property
     def label(self) -> str:
         return self.name if self.kind == "forward" else self.name + "_grad"
 
     def actfast(self, af, x, dy, out):
+        if self.gated:
+            return _actfast_gated(af, self.name, self.kind, x, dy, out)
         if self.name == "gelu_tanh":
             return (af.gelu(x, approximate="tanh", out=out) if self.kind == "forward"
                     else af.gelu_grad(x, dy, approximate="tanh", out=out))
@@ -68,10 +71,10 @@ def _ops() -> dict[str, OpSpec]:
     ops: list[OpSpec] = []
 
     def add(name, fref, gref, fnp, gnp, *, fout=True, gout=True, fne=None, gne=None,
-            consts=(), ftorch=None, gtorch=None, axis=False):
+            consts=(), ftorch=None, gtorch=None, axis=False, gated=False):
         ops.append(OpSpec(name, "forward", lambda x, dy: fref(x), lambda x, dy, out: fnp(x, out),
-                          fout, fne, consts, ftorch, axis))
-        ops.append(OpSpec(name, "grad", gref, gnp, gout, gne, consts, gtorch, axis))
+                          fout, fne, consts, ftorch, axis, gated))
+        ops.append(OpSpec(name, "grad", gref, gnp, gout, gne, consts, gtorch, axis, gated))
 
     # Torch specs: (aten op, argument names and constants, out keyword or None, extra kwargs).
     # Argument names: "x", "dy", "y" (the saved forward output), "buf" (log_sigmoid's).
@@ -241,7 +244,113 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy: -_softmax_grad64(-x, dy),
         lambda x, out: _np_softmax(-x, out),
         lambda x, dy, out: np.negative(_np_softmax_grad(-x, dy, out), out=out), axis=True)
+    # Gated units (GATED_OPS): x is (rows, 2 n), its halves gate and value; the forward
+    # is (rows, n), the gradient [dgate, dvalue] in x's layout (glu_grad's dx).
+    add("glu",
+        lambda x: _gv(x, "glu", lambda g, v: v * sp_expit(g)),
+        lambda x, dy: _gv(x, "glu", lambda g, v: _cat("glu", dy * v * sp_expit(g) * sp_expit(-g), dy * sp_expit(g))),
+        lambda x, out: _gv(x, "glu", lambda g, v: np.multiply(v, 1 / (1 + np.exp(-g)), out=out)),
+        lambda x, dy, out: _np_glu_grad(x, dy), gout=False,
+        ftorch=("gated:glu", ("x",), None), gtorch=("gated:glu_grad", ("dy", "x"), None), gated=True)
+    add("swiglu",  # beta = 1: F.silu(gate) * value
+        lambda x: _gv(x, "swiglu", lambda g, v: g * sp_expit(g) * v),
+        lambda x, dy: _gv(x, "swiglu", lambda g, v: _cat(
+            "swiglu", dy * v * sp_expit(g) * (1 + g * sp_expit(-g)), dy * g * sp_expit(g))),
+        lambda x, out: _gv(x, "swiglu", lambda g, v: np.multiply(g * (1 / (1 + np.exp(-g))), v, out=out)),
+        lambda x, dy, out: _np_swiglu_grad(x, dy), gout=False,
+        ftorch=("gated:swiglu", ("x",), None), gtorch=("gated:swiglu_grad", ("dy", "x"), None), gated=True)
+    add("geglu",
+        lambda x: _gv(x, "geglu", lambda g, v: g * _sp().ndtr(g) * v),
+        lambda x, dy: _gv(x, "geglu", lambda g, v: _cat(
+            "geglu", dy * v * (_sp().ndtr(g) + g * np.exp(-0.5 * g * g) * INV_SQRT_2PI), dy * g * _sp().ndtr(g))),
+        lambda x, out: _gv(x, "geglu", lambda g, v: np.multiply(0.5 * g * (1 + _sp().erf(g / SQRT2)), v, out=out)),
+        lambda x, dy, out: _np_geglu_grad(x, dy), gout=False,
+        ftorch=("gated:geglu", ("x",), None), gtorch=("gated:geglu_grad", ("dy", "x"), None), gated=True)
+    add("reglu",
+        lambda x: _gv(x, "reglu", lambda g, v: np.maximum(g, 0.0) * v),
+        lambda x, dy: _gv(x, "reglu", lambda g, v: _cat("reglu", dy * v * (g > 0), dy * np.maximum(g, 0.0))),
+        lambda x, out: _gv(x, "reglu", lambda g, v: np.multiply(np.maximum(g, 0), v, out=out)),
+        lambda x, dy, out: _gv(x, "reglu", lambda g, v: _cat("reglu", dy * v * (g > 0), dy * np.maximum(g, 0))),
+        gout=False,
+        ftorch=("gated:reglu", ("x",), None), gtorch=("gated:reglu_grad", ("dy", "x"), None), gated=True)
     return {(op.name, op.kind): op for op in ops}
+
+
+# The gated ops: x (rows, 2 n) holds gate and value as the dense layer's z does (gate
+# first; glu as F.glu: value first, the second half through the sigmoid).
+GATED_OPS = ("glu", "swiglu", "geglu", "reglu")
+
+
+def _halves(x, name):
+    """(gate, value) of x's last axis for the gated op ``name``."""
+    n = x.shape[-1] // 2
+    first, second = x[..., :n], x[..., n:]
+    return (second, first) if name == "glu" else (first, second)
+
+
+def _gv(x, name, f):
+    g, v = _halves(x, name)
+    return f(g, v)
+
+
+def _cat(name, dgate, dvalue):
+    """[dgate, dvalue] in x's layout."""
+    return np.concatenate([dvalue, dgate] if name == "glu" else [dgate, dvalue], axis=-1)
+
+
+def _np_glu_grad(x, dy):
+    g, v = _halves(x, "glu")
+    s = 1 / (1 + np.exp(-g))
+    return _cat("glu", dy * v * s * (1 - s), dy * s)
+
+
+def _np_swiglu_grad(x, dy):
+    g, v = _halves(x, "swiglu")
+    s = 1 / (1 + np.exp(-g))
+    return _cat("swiglu", dy * v * (s * (1 + g * (1 - s))), dy * (g * s))
+
+
+def _np_geglu_grad(x, dy):
+    g, v = _halves(x, "geglu")
+    cdf = 0.5 * (1 + _sp().erf(g / SQRT2))
+    return _cat("geglu", dy * v * (cdf + g * np.exp(-0.5 * g * g) * INV_SQRT_2PI), dy * (g * cdf))
+
+
+def _actfast_gated(af, name, kind, x, dy, out):
+    if name == "glu":
+        return af.glu(x, out=out) if kind == "forward" else af.glu_grad(x, dy, out=out)
+    g, v = _halves(x, name)
+    if kind == "forward":
+        return getattr(af, name)(g, v, out=out)
+    n = x.shape[-1] // 2
+    pair = None if out is None else (out[..., :n], out[..., n:])
+    dg, dv = getattr(af, name + "_grad")(g, v, dy, out=pair)
+    return out if out is not None else _cat(name, dg, dv)
+
+
+def _torch_gated(torch, opname, args):
+    """PyTorch's forward of a gated op, or its backward from the aten ops autograd would
+    run (no autograd graph): x's halves as in _halves."""
+    F = torch.nn.functional
+    name = opname[len("gated:"):]
+    if name == "glu":
+        return F.glu(args[0], -1)
+    if name == "glu_grad":
+        return torch.ops.aten.glu_backward.default(args[0], args[1], -1)
+    grad = name.endswith("_grad")
+    base = name[:-len("_grad")] if grad else name
+    x = args[1] if grad else args[0]
+    n = x.shape[-1] // 2
+    g, v = x[..., :n], x[..., n:]
+    act = {"swiglu": F.silu, "geglu": F.gelu, "reglu": F.relu}[base]
+    if not grad:
+        return act(g) * v
+    dy = args[0]
+    aten = torch.ops.aten
+    dgate = {"swiglu": lambda t: aten.silu_backward.default(t, g),
+             "geglu": lambda t: aten.gelu_backward.default(t, g),
+             "reglu": lambda t: aten.threshold_backward.default(t, g, 0)}[base](dy * v)
+    return torch.cat([dgate, dy * act(g)], dim=-1)
 
 
 def _np_sigmoid_grad(x, dy, out):
@@ -339,7 +448,11 @@ class Case:
         return int(self.shape[0] * self.shape[2]) if self.kind == "dense" else int(np.prod(self.shape))
 
     def out_shape(self) -> tuple[int, ...]:
-        return (self.shape[0], self.shape[2]) if self.kind == "dense" else self.shape
+        if self.kind == "dense":
+            return (self.shape[0], self.shape[2])
+        if self.kind == "forward" and self.spec is not None and self.spec.gated:
+            return self.shape[:-1] + (self.shape[-1] // 2,)
+        return self.shape
 
 
 def _prep_actfast(case: Case) -> Prepared | None:
@@ -405,6 +518,8 @@ def _torch_call(torch, spec_t: tuple, env: dict[str, Any], out):
         return dy / (1 + x.abs()) ** 2
     if opname == "log_sigmoid":
         return torch.nn.functional.logsigmoid(*args)
+    if opname.startswith("gated:"):
+        return _torch_gated(torch, opname, args)
     packet = getattr(torch.ops.aten, opname)
     if out is None or outkw is None:
         return packet.default(*args, **kwargs)
@@ -492,19 +607,26 @@ def check(got: Any, ref: np.ndarray, dtype: np.dtype, tol: tuple[float, float]) 
 
 
 def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345,
-                shape: tuple[int, ...] | None = None):
+                shape: tuple[int, ...] | None = None, gated: bool = False):
     """``x ~ 2.5 N(0, 1)`` and, for a gradient, ``dy ~ N(0, 1)``: ``size`` elements (rows
-    of SOFTMAX_WIDTH for softmax-like ops), or the given ``shape``."""
+    of SOFTMAX_WIDTH for softmax-like ops), or the given ``shape``. A gated op's x has
+    ``size`` elements per half (rows of 2 * SOFTMAX_WIDTH), its dy the forward's shape."""
     rng = np.random.default_rng(seed)
     if shape is not None:
         shape = tuple(shape)
+        if gated and shape[-1] % 2:
+            raise SystemExit(f"actfast bench: a gated op needs an even last dimension, got {shape}")
+    elif gated:
+        width = max(1, min(size, SOFTMAX_WIDTH))
+        shape = (max(1, size // width), 2 * width)
     elif axis:
         width = min(size, SOFTMAX_WIDTH)
         shape = (max(1, size // width), width)
     else:
         shape = (size,)
     x = (2.5 * rng.standard_normal(shape)).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype) if kind == "grad" else None
+    dy_shape = shape[:-1] + (shape[-1] // 2,) if gated else shape
+    dy = rng.standard_normal(dy_shape).astype(dtype) if kind == "grad" else None
     return shape, x, dy
 
 

@@ -129,7 +129,7 @@ def _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s, d
     tol_of = lambda dt: TOLERANCES[dt.name]  # noqa: E731
     for dt, op, kind, size in cells:
         spec = OPS[(op, kind)]
-        shape, x, dy = make_inputs(kind, dt, size, spec.axis)
+        shape, x, dy = make_inputs(kind, dt, size, spec.axis, gated=spec.gated)
         case = Case(op, kind, dt, shape, spec, x, dy, alloc=args.alloc)
         ref = reference_for(spec, x, dy)
         records += measure_case(case, impls, n_samples=n_samples, min_batch_s=min_batch_s,

@@ -85,7 +85,7 @@ def measure_loop(ops: Sequence[str], kinds: Sequence[str], dtype: np.dtype, shap
     for op in ops:
         for kind in kinds:
             spec = OPS[(op, kind)]
-            _, x, dy = make_inputs(kind, dtype, 0, spec.axis, shape=shape)
+            _, x, dy = make_inputs(kind, dtype, 0, spec.axis, shape=shape, gated=spec.gated)
             case = Case(op, kind, dtype, shape, spec, x, dy)
             recs, ready = prepare_checked(case, impls, tol=TOLERANCES[dtype.name],
                                           reference=reference_for(spec, x, dy))

@@ -15,6 +15,7 @@ from ._elementwise import __all__ as _elementwise_all
 from ._elementwise import hardshrink, hardsigmoid, hardswish, hardtanh, logsigmoid, softshrink, tanhshrink
 from ._from_output import *  # noqa: F403
 from ._from_output import __all__ as _from_output_all
+from ._prelu import prelu, prelu_grad
 from . import init
 from .dense import Dense, dense, dense_grad, dense_saves
 from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
@@ -43,6 +44,8 @@ __all__ = [
     "dense_grad",
     "dense_saves",
     "init",
+    "prelu",
+    "prelu_grad",
     "saturation",
     "sparsity",
     *_elementwise_all,

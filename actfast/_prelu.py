@@ -89,6 +89,32 @@ def prelu(x: ArrayLike, weight: ArrayLike, axis: int = 1, *, out: Any = None) ->
     if ax is None:
         # One weight: a scalar parameter, the ufunc's fastest (stride-0) path.
         return _call(_k.leaky_relu, "prelu", (x,), (float(w[0]),), out, True)
+    dt = _dtype_of(x)
+    if (dt == _FLOAT32 or dt == _FLOAT64) and (out is None or (isinstance(out, np.ndarray) and out.dtype == dt
+                                                               and out.shape == shape and out.flags.writeable)):
+        # One weight per channel, float32/64: the channel walk of src/_prelu.pxi (the
+        # leaky_relu ufunc with an array slope runs its strided, branching loop over
+        # channels-last rows: 40x slower at (1000, 1000) float32).
+        xa: np.ndarray = x  # type: ignore[assignment]
+        transposed = _read_transposed(xa)
+        xs = xa.T if transposed else xa
+        ot = None if out is None else (out.T if transposed else out)
+        shape3 = _shape3(xs.shape, len(shape) - 1 - ax if transposed else ax)
+        x3 = _as3(xs, shape3)
+        y3 = None if ot is None else _view3(ot, shape3)
+        if y3 is not None and np.may_share_memory(y3, x3) and not _same_memory(y3, x3):
+            y3 = None
+        if y3 is not None:
+            _k._prelu(x3, y3, w)
+            return out
+        y3 = np.empty(shape3, dt)
+        _k._prelu(x3, y3, w)
+        res = y3.reshape(xs.shape)
+        res = res.T if transposed else res
+        if out is None:
+            return res
+        np.copyto(out, res)
+        return out
     slope = w.reshape((w.size,) + (1,) * (len(shape) - 1 - ax))
     return _call(_k.leaky_relu, "prelu", (x,), (slope,), out, True)
 
@@ -124,6 +150,26 @@ def _view3(a: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray | None:
     except AttributeError:
         return None
     return v
+
+
+def _read_transposed(*arrays: np.ndarray) -> bool:
+    """Whether to walk the arrays with their axes reversed: F-ordered input (reversing
+    the axes changes neither the result nor the per-channel sums)."""
+    a = arrays[0]
+    return a.ndim > 1 and not a.flags.c_contiguous and all(b.flags.f_contiguous for b in arrays)
+
+
+def _shape3(shape: tuple[int, ...], ax: int | None) -> tuple[int, int, int]:
+    """(outer, C, inner) around the channel axis ax; one channel of everything for None."""
+    if ax is None:
+        return (1, 1, int(np.prod(shape, dtype=np.int64)))
+    return (int(np.prod(shape[:ax], dtype=np.int64)), shape[ax], int(np.prod(shape[ax + 1:], dtype=np.int64)))
+
+
+def _as3(a: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray:
+    """a as (outer, C, inner): a view where the strides allow it, else one copy."""
+    v = _view3(a, shape3)
+    return np.ascontiguousarray(a).reshape(shape3) if v is None else v
 
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
@@ -215,24 +261,15 @@ def prelu_grad(x: ArrayLike, weight: ArrayLike, dy: ArrayLike, axis: int = 1, *,
 
     xc = x.astype(cdt, copy=False)
     dyc = dy.astype(cdt, copy=False)
-    dxo = dx_out
-    ndim = x.ndim
-    transposed = False
-    if (ndim > 1 and not xc.flags.c_contiguous and xc.flags.f_contiguous and dyc.flags.f_contiguous):
-        # Reversing the axes changes neither dx nor the per-channel sums.
+    transposed = _read_transposed(xc, dyc)
+    if transposed:
         xc, dyc = xc.T, dyc.T
-        dxo = None if dxo is None else dxo.T
-        ax = None if ax is None else ndim - 1 - ax
-        transposed = True
+        if ax is not None:
+            ax = x.ndim - 1 - ax
+    dxo = None if dx_out is None else (dx_out.T if transposed else dx_out)
     shape = xc.shape
-    if ax is None:
-        shape3 = (1, 1, x.size)
-    else:
-        shape3 = (int(np.prod(shape[:ax], dtype=np.int64)), shape[ax], int(np.prod(shape[ax + 1:], dtype=np.int64)))
-    x3 = _view3(xc, shape3)
-    x3 = np.ascontiguousarray(xc).reshape(shape3) if x3 is None else x3
-    dy3 = _view3(dyc, shape3)
-    dy3 = np.ascontiguousarray(dyc).reshape(shape3) if dy3 is None else dy3
+    shape3 = _shape3(shape, ax)
+    x3, dy3 = _as3(xc, shape3), _as3(dyc, shape3)
     dx3 = None
     if dxo is not None and dxo.dtype == cdt:
         dx3 = _view3(dxo, shape3)

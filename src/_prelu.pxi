@@ -74,6 +74,59 @@ cdef inline void prelu_row(const char *x, npy_intp sx, const char *dy, npy_intp 
         acc[j] += 0.0 if xv > 0 else <double>xv * <double>d
 
 
+cdef inline void prelu_plane_fwd(const char *x, npy_intp sx, char *y, npy_intp sy, npy_intp n, real_t w) noexcept nogil:
+    cdef npy_intp i
+    cdef real_t xv
+    for i in range(n):
+        xv = (<const real_t *>(x + i * sx))[0]
+        (<real_t *>(y + i * sy))[0] = xv if xv > 0 else xv * w
+
+
+cdef inline void prelu_row_fwd(const char *x, npy_intp sx, char *y, npy_intp sy, npy_intp n,
+                               const real_t *w) noexcept nogil:
+    cdef npy_intp j
+    cdef real_t xv
+    for j in range(n):
+        xv = (<const real_t *>(x + j * sx))[0]
+        (<real_t *>(y + j * sy))[0] = xv if xv > 0 else xv * w[j]
+
+
+cdef inline void prelu_fwd_chunks(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    # The forward (dy and acc unused, dx is y): the same walk as prelu_chunks, so that
+    # channels-last rows and NCHW planes both get a loop the compiler vectorises (the
+    # leaky_relu ufunc with an array slope takes its strided, branching loop there).
+    cdef prelu_ctx *c = <prelu_ctx *>ctx
+    cdef npy_intp C = c.C, inner = c.inner, idx, n, p, o, ch, i0
+    cdef const real_t *w = <const real_t *>c.w
+    cdef const char *xp
+    cdef char *yp
+    idx = lo
+    while idx < hi:
+        if inner == 1:
+            o = idx // C
+            ch = idx - o * C
+            n = min(<npy_intp>hi - idx, C - ch)
+            xp = c.x + o * c.sx[0] + ch * c.sx[1]
+            yp = c.dx + o * c.sdx[0] + ch * c.sdx[1]
+            if c.sx[1] == sizeof(real_t) and c.sdx[1] == sizeof(real_t):
+                prelu_row_fwd(xp, sizeof(real_t), yp, sizeof(real_t), n, w + ch)
+            else:
+                prelu_row_fwd(xp, c.sx[1], yp, c.sdx[1], n, w + ch)
+        else:
+            p = idx // inner
+            o = p // C
+            ch = p - o * C
+            i0 = idx - p * inner
+            n = min(<npy_intp>hi - idx, inner - i0)
+            xp = c.x + o * c.sx[0] + ch * c.sx[1] + i0 * c.sx[2]
+            yp = c.dx + o * c.sdx[0] + ch * c.sdx[1] + i0 * c.sdx[2]
+            if c.sx[2] == sizeof(real_t) and c.sdx[2] == sizeof(real_t):
+                prelu_plane_fwd(xp, sizeof(real_t), yp, sizeof(real_t), n, w[ch])
+            else:
+                prelu_plane_fwd(xp, c.sx[2], yp, c.sdx[2], n, w[ch])
+        idx += n
+
+
 cdef inline void prelu_chunks(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
     # [lo, hi) starts on a chunk boundary (a pool claim, or 0 when the job runs on the
     # calling thread) and may span several chunks: each gets its own row of sums.
@@ -124,11 +177,51 @@ cdef void prelu_chunks_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     prelu_chunks(c, lo, hi, <float>0)
 cdef void prelu_chunks_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     prelu_chunks(c, lo, hi, <double>0)
+cdef void prelu_fwd_chunks_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    prelu_fwd_chunks(c, lo, hi, <float>0)
+cdef void prelu_fwd_chunks_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    prelu_fwd_chunks(c, lo, hi, <double>0)
+
+
+cdef inline npy_intp prelu_chunk_items(npy_intp total, npy_intp C) noexcept nogil:
+    # At most 64 chunks (so the pool never enlarges them, af_pool_fit_chunk), none
+    # smaller than a quarter of the cheap class's threshold, none under 16 * C (the
+    # partial sums stay small); the thread count plays no part.
+    return max((total + 63) // 64, _min_per_thread[0] // 4, 16 * max(C, <npy_intp>1), <npy_intp>1)
 
 
 def _prelu_chunk_items(npy_intp total, npy_intp C):
     """Elements per chunk of _prelu_grad for this shape (for the tests)."""
-    return max((total + 63) // 64, _min_per_thread[0] // 4, 16 * max(C, <npy_intp>1), <npy_intp>1)
+    return prelu_chunk_items(total, C)
+
+
+cdef void prelu_setup(prelu_ctx *c, cnp.ndarray x, cnp.ndarray dy, cnp.ndarray dx, cnp.ndarray w):
+    cdef int j
+    c.x = <const char *>cnp.PyArray_DATA(x)
+    c.dy = <const char *>cnp.PyArray_DATA(dy)
+    c.dx = <char *>cnp.PyArray_DATA(dx)
+    c.w = <const char *>cnp.PyArray_DATA(w)
+    for j in range(3):
+        c.sx[j] = x.strides[j]
+        c.sdy[j] = dy.strides[j]
+        c.sdx[j] = dx.strides[j]
+    c.C = x.shape[1]
+    c.inner = x.shape[2]
+    c.chunk = prelu_chunk_items(x.shape[0] * x.shape[1] * x.shape[2], c.C)
+
+
+def _prelu(cnp.ndarray x, cnp.ndarray y, cnp.ndarray w):
+    """y[:] = x if x > 0 else w[c] * x. x, y: 3-d (outer, C, inner), one float dtype, any
+    strides (y may be x); w: contiguous (C,) of that dtype. Checked by actfast/_prelu.py."""
+    cdef prelu_ctx c
+    cdef npy_intp total = x.shape[0] * x.shape[1] * x.shape[2]
+    cdef int nt = threads_for(total, 0)
+    cdef af_chunk_fn fn = prelu_fwd_chunks_f if cnp.PyArray_TYPE(x) == NPY_FLOAT else prelu_fwd_chunks_d
+    prelu_setup(&c, x, x, y, w)
+    c.acc = NULL
+    with nogil:
+        af_pool_run(fn, &c, total, chunk_for(total, nt, 0) if nt > 1 else total, nt)
+        af_clear_fp_status()
 
 
 def _prelu_grad(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray dx, cnp.ndarray w, cnp.ndarray dw):
@@ -143,22 +236,11 @@ def _prelu_grad(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray dx, cnp.ndarray w, cn
     cdef double total_c
     cdef double *dwp = <double *>cnp.PyArray_DATA(dw)
     cdef cnp.ndarray acc
-    c.x = <const char *>cnp.PyArray_DATA(x)
-    c.dy = <const char *>cnp.PyArray_DATA(dy)
-    c.dx = <char *>cnp.PyArray_DATA(dx)
-    c.w = <const char *>cnp.PyArray_DATA(w)
-    for j in range(3):
-        c.sx[j] = x.strides[j]
-        c.sdy[j] = dy.strides[j]
-        c.sdx[j] = dx.strides[j]
-    c.C = x.shape[1]
-    c.inner = x.shape[2]
-    c.chunk = _prelu_chunk_items(total, c.C)
+    prelu_setup(&c, x, dy, dx, w)
     nchunks = max(<npy_intp>1, (total + c.chunk - 1) // c.chunk)
     acc = np.zeros((nchunks, max(c.C, <npy_intp>1)), np.float64)
     c.acc = <double *>cnp.PyArray_DATA(acc)
     with nogil:
-        # At most 64 chunks: the pool never enlarges them (af_pool_fit_chunk).
         af_pool_run(fn, &c, total, c.chunk, nt)
         for j in range(c.C):
             total_c = 0

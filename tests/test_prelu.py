@@ -416,3 +416,51 @@ def test_no_temporary_of_x_size():
         tracemalloc.stop()
     assert peak < x.nbytes / 16, peak
     np.testing.assert_array_equal(dx, np.where(x > 0, dy, w[:, None] * dy))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [1, -1, 0])
+def test_forward_channel_kernel(dtype, axis):
+    # float32/64 with one weight per channel run the channel walk of src/_prelu.pxi:
+    # every layout and out= against the NumPy expression in the same dtype.
+    xb, _ = data((5, 6, 67), seed=14, dtype=dtype)
+    w = weight_for(xb.shape, axis).astype(dtype)
+    wb = w.reshape((-1,) + (1,) * (2 - axis % 3))
+    want = np.where(xb > 0, xb, wb * xb)
+    np.testing.assert_array_equal(actfast.prelu(xb, w, axis), want)
+    f = np.asfortranarray(xb)
+    y = actfast.prelu(f, w, axis)
+    np.testing.assert_array_equal(y, want)
+    assert y.flags.f_contiguous                          # read and written transposed
+    rev = tuple(slice(None) if a == axis % 3 else slice(None, None, -1) for a in range(3))
+    np.testing.assert_array_equal(actfast.prelu(xb[rev], w, axis), want[rev])   # negative strides
+    if axis != 2 and axis != -1:
+        np.testing.assert_array_equal(actfast.prelu(xb[:, :, ::2], w, axis), want[:, :, ::2])
+    out = np.full((5, 6, 67), 9.0, dtype)
+    r = actfast.prelu(xb, w, axis, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, want)
+    base = np.full((5, 12, 67), 9.0, dtype)             # a strided out, written in place
+    actfast.prelu(xb, w, axis, out=base[:, 1::2])
+    np.testing.assert_array_equal(base[:, 1::2], want)
+    assert (base[:, ::2] == 9.0).all()
+    out64 = np.empty(xb.shape, np.float64) if dtype == np.float32 else np.empty(xb.shape, np.float32)
+    actfast.prelu(xb, w, axis, out=out64)                # another dtype: through the ufunc
+    np.testing.assert_array_equal(out64, want.astype(out64.dtype))
+    shifted = np.concatenate([xb.ravel(), np.zeros(3, dtype)])
+    src = shifted[3:].reshape(xb.shape)
+    src[...] = xb
+    actfast.prelu(src, w, axis, out=shifted[:-3].reshape(xb.shape))   # overlapping: via a temporary
+    np.testing.assert_array_equal(shifted[:-3].reshape(xb.shape), want)
+    xi = xb.copy()
+    actfast.prelu(xi, w, axis, out=xi)
+    np.testing.assert_array_equal(xi, want)
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 5, 30011), 1), ((50001, 7), -1)])
+def test_forward_on_1_and_2_threads(shape, axis):
+    x, _ = data(shape, seed=15, dtype=np.float32)
+    w = weight_for(shape, axis % len(shape)).astype(np.float32)
+    (y,) = same_on_1_and_2_threads(lambda: (actfast.prelu(x, w, axis),), f"prelu {shape}")
+    wb = w.reshape((-1,) + (1,) * (len(shape) - 1 - axis % len(shape)))
+    np.testing.assert_array_equal(y, np.where(x > 0, x, wb * x))

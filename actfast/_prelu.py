@@ -8,6 +8,7 @@ temporary of x's size for ``dweight`` (``np.where(x > 0, 0, x * dy).sum(...)``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,8 @@ def _channels(name: str, weight: Any, shape: tuple[int, ...], axis: Any) -> tupl
 
 
 def _checked_weight(name: str, w: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    a = w.astype(dtype, copy=False)
+    # Contiguous: the kernels read it as a plain C array (a weight[::2] view is copied).
+    a = np.ascontiguousarray(w, dtype=dtype)
     if np.isnan(a).any():
         raise ValueError(f"actfast.{name}: weight must not contain NaN")
     return a
@@ -128,6 +130,8 @@ def _real_array(name: str, what: str, a: Any) -> np.ndarray:
 
 
 def _result_dtype(name: str, x: np.ndarray, dy: np.ndarray) -> np.dtype:
+    if x.dtype == dy.dtype and x.dtype.kind == "f":
+        return x.dtype
     dts = [x.dtype, dy.dtype]
     if _all_bfloat16(dts):
         return dts[0]
@@ -162,8 +166,8 @@ def _read_transposed(*arrays: np.ndarray) -> bool:
 def _shape3(shape: tuple[int, ...], ax: int | None) -> tuple[int, int, int]:
     """(outer, C, inner) around the channel axis ax; one channel of everything for None."""
     if ax is None:
-        return (1, 1, int(np.prod(shape, dtype=np.int64)))
-    return (int(np.prod(shape[:ax], dtype=np.int64)), shape[ax], int(np.prod(shape[ax + 1:], dtype=np.int64)))
+        return (1, 1, math.prod(shape))
+    return (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1:]))
 
 
 def _as3(a: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray:

@@ -211,6 +211,18 @@ def test_bfloat16():
     np.testing.assert_allclose(dw.astype(np.float64), want, rtol=2 ** -8)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_strided_and_other_dtype_weight(dtype):
+    x, dy = data((2, 3, 4), seed=16, dtype=dtype)
+    wb = np.array([0.1, 9.0, -0.2, 9.0, 0.3, 9.0])
+    for w in (wb[::2], wb[::-2][::-1], wb[::2].astype(np.float16), np.array([1, 0, 2])):
+        wc = np.ascontiguousarray(w, dtype=dtype)[:, None]
+        np.testing.assert_array_equal(actfast.prelu(x, w), np.where(x > 0, x, wc * x))
+        dx, dw = actfast.prelu_grad(x, w, dy)
+        np.testing.assert_array_equal(dx, np.where(x > 0, dy, wc * dy))
+        assert dw.shape == (3,) and dw.dtype == dtype
+
+
 def test_integer_input_is_float64():
     x = np.array([[-2, 3], [4, -5]])
     y = actfast.prelu(x, [0.5, 0.25])

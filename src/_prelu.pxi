@@ -1,5 +1,6 @@
-# Included by _kernels.pyx.tp: the backward of prelu (actfast/_prelu.py), which needs
-# dx = dy if x > 0 else w[c] * dy  AND  dw[c] = sum of dy * x over x <= 0.
+# Included by _kernels.pyx.tp: prelu (actfast/_prelu.py) with one weight per channel,
+# and its backward, which needs dx = dy if x > 0 else w[c] * dy  AND  dw[c] = sum of
+# dy * x over x <= 0.
 #
 # Design: the input is viewed as (outer, C, inner), C the channel axis (C = 1 for a
 # one-element weight), with any strides, so that every layout NumPy can reshape to that
@@ -14,7 +15,8 @@
 # summed with eight accumulators so that the loop vectorises) or on which it steps by
 # one (inner == 1, channels last: each element goes into its own channel's sum). The
 # chunks are at least 16 * C elements, so the partial sums never take more than 1/16 of
-# x's element count.
+# x's element count. The forward walks the same segments (a one-element weight uses the
+# leaky_relu ufunc instead: its scalar-slope loop is as fast).
 
 ctypedef struct prelu_ctx:
     const char *x

@@ -17,6 +17,7 @@ from ._from_output import *  # noqa: F403
 from ._from_output import __all__ as _from_output_all
 from ._gated import *  # noqa: F403
 from ._gated import __all__ as _gated_all
+from ._prelu import prelu, prelu_grad
 from . import init
 from .dense import Dense, dense, dense_grad, dense_saves
 from .diagnostics import Sparsity, dead_fraction, dead_units, saturation, sparsity
@@ -45,6 +46,8 @@ __all__ = [
     "dense_grad",
     "dense_saves",
     "init",
+    "prelu",
+    "prelu_grad",
     "saturation",
     "sparsity",
     *_elementwise_all,

@@ -755,9 +755,37 @@ def gelu_grad(x: ArrayLike, dy: ArrayLike, approximate: str = "none", *,
 # --------------------------------------------------------------------------------------
 
 
-def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, out: Any) -> Any:
+def _where_mask(name: str, where: Any, arrays: tuple[Any, ...]) -> np.ndarray:
+    """The mask of softmax(..., where=) as a bool array of the inputs' broadcast shape (a
+    view: a (n,) mask of an (m, n) input costs nothing), checked."""
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"actfast.{name}: where must be a boolean array, got dtype {mask.dtype}")
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    try:
+        if np.broadcast_shapes(shape, mask.shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"actfast.{name}: where of shape {mask.shape} does not broadcast to the "
+                         f"input's shape {shape}") from None
+    return np.broadcast_to(mask, shape)
+
+
+def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, out: Any,
+               where: Any = None, masked: np.ufunc | None = None) -> Any:
+    """Calls a ROWWISE gufunc along ``axis``; with a ``where`` mask, its masked twin
+    (``masked``, the mask a last core input): see the masked row functions in
+    src/_kernels.pyx.tp, which also say why the mask is handled there and not here."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"actfast.{name}: axis must be an int, got {type(axis).__name__}")
+    if where is not None:
+        if any(np.ndim(a) == 0 for a in arrays):
+            if out is not None:
+                raise ValueError(f"actfast.{name}: out= is not supported for 0-d input")
+            arrays = tuple(np.reshape(a, (1,)) if np.ndim(a) == 0 else a for a in arrays)
+            return _axis_call(gufunc, name, arrays, 0, None, where, masked)[0]
+        mask = _where_mask(name, where, arrays)
+        gufunc = masked  # type: ignore[assignment]
     if any(np.ndim(a) == 0 for a in arrays):
         # A 0-d input is a row of one element.
         arrays = tuple(np.reshape(a, (1,)) if np.ndim(a) == 0 else a for a in arrays)
@@ -774,6 +802,8 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
         kwargs["dtype"] = _FLOAT32           # computed in float32 ...
     elif dts and all(dt.kind in "biu" for dt in dts):
         kwargs["dtype"] = _FLOAT64
+    if where is not None:
+        arrays = (*arrays, mask)
     try:
         result = gufunc(*arrays, **kwargs)
     except TypeError as exc:
@@ -788,7 +818,7 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
     return result
 
 
-def softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def softmax(x: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = None) -> Any:
     """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -799,6 +829,12 @@ def softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
         The axis to normalise along.
     out : ndarray, optional
         Where to write the result (same shape as ``x``).
+    where : array_like of bool, optional
+        A mask broadcastable to ``x`` (as ``jax.nn.softmax(where=)``; default None, no
+        mask): False entries take no part, the softmax runs over the True ones and is
+        0 at the others (:func:`log_softmax`: -inf), whatever ``x`` holds there (NaN and
+        inf included). A row with nothing unmasked is NaN. Unlike a ufunc's ``where=``,
+        every element of ``out`` is written.
 
     Returns
     -------
@@ -806,49 +842,58 @@ def softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
         Each slice along ``axis`` sums to 1. A row holding NaN is all NaN; +inf
         entries share the mass equally (the limit); a row of -inf only is NaN.
     """
-    return _axis_call(_k.softmax, "softmax", (x,), axis, out)
+    return _axis_call(_k.softmax, "softmax", (x,), axis, out, where, _k.softmax_masked)
 
 
-def softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = None) -> Any:
     """Vector-Jacobian product of :func:`softmax`: ``y * (dy - sum(dy * y))``.
 
     ``y = softmax(x, axis)`` is recomputed; the sum runs along ``axis``. ``x`` and
-    ``dy`` broadcast against each other outside ``axis``.
+    ``dy`` broadcast against each other outside ``axis``. With ``where=`` (a boolean
+    mask broadcastable to them, as in :func:`softmax`) ``y`` and the sum are over the
+    unmasked entries only, the result is 0 at masked ones (whatever ``x`` and ``dy``
+    hold there) and NaN on a row with nothing unmasked.
     """
-    return _axis_call(_k.softmax_grad, "softmax_grad", (x, dy), axis, out)
+    return _axis_call(_k.softmax_grad, "softmax_grad", (x, dy), axis, out, where, _k.softmax_grad_masked)
 
 
-def log_softmax(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def log_softmax(x: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = None) -> Any:
     """Log-softmax along ``axis``: ``x - max - log(sum(exp(x - max)))``.
 
     Accurate for large logits (no overflow); see :func:`softmax` for the NaN and inf
-    rules and the parameters.
+    rules and the parameters. With ``where=``, -inf at masked entries (as
+    ``jax.nn.log_softmax(where=)``).
     """
-    return _axis_call(_k.log_softmax, "log_softmax", (x,), axis, out)
+    return _axis_call(_k.log_softmax, "log_softmax", (x,), axis, out, where, _k.log_softmax_masked)
 
 
-def log_softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
-    """Vector-Jacobian product of :func:`log_softmax`: ``dy - softmax(x) * sum(dy)``."""
-    return _axis_call(_k.log_softmax_grad, "log_softmax_grad", (x, dy), axis, out)
+def log_softmax_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None,
+                     where: Any = None) -> Any:
+    """Vector-Jacobian product of :func:`log_softmax`: ``dy - softmax(x) * sum(dy)``.
+
+    ``where=``: as for :func:`softmax_grad` (sum over unmasked entries, 0 at masked ones).
+    """
+    return _axis_call(_k.log_softmax_grad, "log_softmax_grad", (x, dy), axis, out, where,
+                      _k.log_softmax_grad_masked)
 
 
-def softmin(x: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def softmin(x: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = None) -> Any:
     """Softmin along ``axis`` (``torch.nn.functional.softmin``): ``softmax(-x, axis)``.
 
     ``exp(min - x) / sum(exp(min - x))``, computed by the softmax kernel reading ``-x``
     (no temporary, exactly ``softmax(-x)``): a row holding NaN is all NaN, ``-inf``
-    entries share the mass equally. Parameters as for :func:`softmax`.
+    entries share the mass equally. Parameters (``where=`` included) as for :func:`softmax`.
     """
-    return _axis_call(_k.softmin, "softmin", (x,), axis, out)
+    return _axis_call(_k.softmin, "softmin", (x,), axis, out, where, _k.softmin_masked)
 
 
-def softmin_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def softmin_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = None) -> Any:
     """Vector-Jacobian product of :func:`softmin`: ``y * (sum(dy * y) - dy)``, ``y = softmin(x)``.
 
     (The negative of softmax's at ``-x``.) ``y`` is recomputed; the sum, in double, runs
-    along ``axis``.
+    along ``axis``. ``where=``: as for :func:`softmax_grad`.
     """
-    return _axis_call(_k.softmin_grad, "softmin_grad", (x, dy), axis, out)
+    return _axis_call(_k.softmin_grad, "softmin_grad", (x, dy), axis, out, where, _k.softmin_grad_masked)
 
 
 # PyTorch's spellings, for users coming from torch.nn.functional.

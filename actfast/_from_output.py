@@ -175,7 +175,8 @@ def softsign_grad_from_output(y: ArrayLike, dy: ArrayLike, *, out: Any = None, w
     return _call(_k.softsign_grad_from_output, "softsign_grad_from_output", (y, dy), (), out, where)
 
 
-def softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None,
+                             where: Any = None) -> Any:
     """Vector-Jacobian product of :func:`softmax` from its output: ``y * (dy - sum(dy * y))``.
 
     ``y = softmax(x, axis)`` is the saved forward output (PyTorch's
@@ -195,21 +196,29 @@ def softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out
     out : ndarray, optional
         Where to write ``dx`` (the broadcast shape); it may be ``dy`` or ``y``. Left
         untouched on any error.
+    where : array_like of bool, optional
+        The mask of the forward pass (:func:`softmax`'s ``where=``): the sum runs over
+        unmasked entries only, ``dx`` is 0 at masked ones whatever ``y`` and ``dy`` hold
+        there, and NaN on a row with nothing unmasked.
 
     Returns
     -------
     ndarray
         ``dx``; equal to ``softmax_grad(x, dy, axis)`` up to the rounding of ``y``.
     """
-    return _axis_call(_k.softmax_grad_from_output, "softmax_grad_from_output", (y, dy), axis, out)
+    return _axis_call(_k.softmax_grad_from_output, "softmax_grad_from_output", (y, dy), axis, out, where,
+                      _k.softmax_grad_from_output_masked)
 
 
-def log_softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None) -> Any:
+def log_softmax_grad_from_output(y: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None,
+                                 where: Any = None) -> Any:
     """Vector-Jacobian product of :func:`log_softmax` from its output: ``dy - exp(y) * sum(dy)``.
 
     ``y = log_softmax(x, axis)`` is the saved forward output (PyTorch's
     ``_log_softmax_backward_data`` takes the same), so ``exp(y) <= 1`` is the softmax;
     the sum runs along ``axis``, in double. Array rules, parameters and ``out`` as for
-    :func:`softmax_grad_from_output`; ``y = -inf`` entries (softmax 0) give ``dy``.
+    :func:`softmax_grad_from_output`; ``y = -inf`` entries (softmax 0) give ``dy``;
+    ``where=`` as there (0 at masked entries).
     """
-    return _axis_call(_k.log_softmax_grad_from_output, "log_softmax_grad_from_output", (y, dy), axis, out)
+    return _axis_call(_k.log_softmax_grad_from_output, "log_softmax_grad_from_output", (y, dy), axis, out,
+                      where, _k.log_softmax_grad_from_output_masked)

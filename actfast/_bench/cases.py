@@ -5,6 +5,7 @@ and their preparation, inputs, references, tolerances and the correctness check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,10 @@ class OpSpec:
     def actfast(self, af, x, dy, out):
         if self.gated:
             return _actfast_gated(af, self.name, self.kind, x, dy, out)
+        if self.name == "prelu":
+            w = prelu_weight(x.shape[-1], x.dtype)
+            return (af.prelu(x, w, -1, out=out) if self.kind == "forward"
+                    else af.prelu_grad(x, w, dy, -1, out=None if out is None else (out, None))[0])
         if self.name == "gelu_tanh":
             return (af.gelu(x, approximate="tanh", out=out) if self.kind == "forward"
                     else af.gelu_grad(x, dy, approximate="tanh", out=out))
@@ -98,6 +103,10 @@ def _ops() -> dict[str, OpSpec]:
         fne="where(x > 0, x, a * x)", gne="where(x > 0, dy, a * dy)", consts=(("a", 0.01),),
         ftorch=("leaky_relu", ("x", 0.01), "out"),
         gtorch=("leaky_relu_backward", ("dy", "x", 0.01, False), "grad_input"))
+    add("prelu",  # one weight per channel along the last axis (prelu_weight)
+        lambda x: np.where(x > 0, x, prelu_weight(x.shape[-1], x.dtype) * x), _prelu_ref_grad,
+        lambda x, out: np.where(x > 0, x, prelu_weight(x.shape[-1], x.dtype) * x), _np_prelu_grad,
+        fout=False, gout=False, ftorch=("prelu",), gtorch=("prelu",), axis=True)
     add("hard_tanh",
         lambda x: np.clip(x, -1.0, 1.0), lambda x, dy: dy * ((x > -1) & (x < 1)),
         lambda x, out: np.clip(x, -1, 1, out=out),
@@ -403,6 +412,49 @@ def _np_log_softmax_grad(x, dy, out):
     return np.subtract(dy, np.exp(_np_log_softmax(x, None)) * dy.sum(axis=-1, keepdims=True), out=out)
 
 
+@functools.lru_cache(maxsize=8)
+def _prelu_weight(n: int, dtype: str) -> np.ndarray:
+    return np.linspace(0.05, 0.3, n).astype(dtype)
+
+
+def prelu_weight(n: int, dtype: Any) -> np.ndarray:
+    """prelu's weight in the benchmark: one per channel along the last axis (a (rows,
+    channels) activation after a linear layer, as torch's PReLU(num_parameters=C)),
+    cached so that no call times its creation."""
+    return _prelu_weight(int(n), np.dtype(dtype).name)
+
+
+def _prelu_ref_grad(x, dy):
+    return np.where(x > 0, dy, prelu_weight(x.shape[-1], x.dtype) * dy)
+
+
+def _np_prelu_grad(x, dy, out):
+    # Both gradients, as the backward needs: dweight is a second pass over a temporary.
+    w = prelu_weight(x.shape[-1], x.dtype)
+    dx = np.where(x > 0, dy, w * dy)
+    np.where(x > 0, 0, x * dy).reshape(-1, x.shape[-1]).sum(axis=0)
+    return dx
+
+
+def _torch_prelu(torch, case: Case) -> Prepared:
+    tx = torch.from_numpy(case.x)
+    tw = torch.from_numpy(prelu_weight(case.x.shape[-1], case.x.dtype))
+    to_np = lambda t: t.numpy()  # noqa: E731
+    if case.dy is None:
+        f = lambda: torch.nn.functional.prelu(tx.reshape(-1, tx.shape[-1]), tw).reshape(tx.shape)  # noqa: E731
+        return Prepared(f, None, False, result=to_np)
+    tdy = torch.from_numpy(case.dy)
+    x2, dy2 = tx.reshape(-1, tx.shape[-1]), tdy.reshape(-1, tdy.shape[-1])
+
+    def grad():
+        # What autograd runs for F.prelu: the elementwise kernel, then the weight
+        # gradient summed over the broadcast axes.
+        dx, dwf = torch.ops.aten._prelu_kernel_backward(dy2, x2, tw)
+        dwf.sum(0)
+        return dx.reshape(tx.shape)
+    return Prepared(grad, None, False, result=to_np)
+
+
 OPS: dict[tuple[str, str], OpSpec] = _ops()
 OP_NAMES: list[str] = list(dict.fromkeys(name for name, _ in OPS))
 
@@ -541,6 +593,8 @@ def _prep_torch(case: Case) -> Prepared | None:
             return _torch_call(torch, spec_t, {"x": h}, h if spec_t[2] else None)
         return Prepared(f, None, False, result=lambda t: t.numpy())
     spec = case.spec
+    if spec.name == "prelu":
+        return _torch_prelu(torch, case)
     spec_t = spec.torch
     if spec_t is None:
         return None

@@ -281,10 +281,10 @@ cdef int gated_setup(gated_ctx *c, Py_ssize_t kernel, cnp.ndarray z, double p0, 
     cdef int j
     cdef bint is_float = cnp.PyArray_TYPE(z) == NPY_FLOAT
     cdef npy_intp itemsize = z.itemsize
-    if not 0 <= kernel < n_gated_kernels:
+    if not (0 <= kernel < n_kernels and span_gated[kernel]):
         raise ValueError("actfast: bad gated kernel index")
-    c.span = gated_span_table_f[kernel] if is_float else gated_span_table_d[kernel]
-    c.nparams = gated_span_nparams[kernel]
+    c.span = span_table_f[kernel] if is_float else span_table_d[kernel]
+    c.nparams = span_nparams[kernel]
     c.z = <char *>cnp.PyArray_DATA(z)
     c.out = NULL
     c.b = NULL
@@ -301,8 +301,8 @@ cdef int gated_setup(gated_ctx *c, Py_ssize_t kernel, cnp.ndarray z, double p0, 
         c.steps[nvec + j] = 0
     for j in range(nout):
         c.steps[nvec + c.nparams + j] = itemsize
-    c.rows_per_chunk = rows_per_chunk(z.shape[0], c.n, gated_span_cost[kernel])
-    return gated_span_cost[kernel]
+    c.rows_per_chunk = rows_per_chunk(z.shape[0], c.n, span_cost[kernel])
+    return span_cost[kernel]
 
 
 def _dense_gated_epilogue(cnp.ndarray z, b, cnp.ndarray y, Py_ssize_t kernel, double p0, bint gate_first):

@@ -336,3 +336,21 @@ def test_parameters_on_two_threads_bit_identical():
     x = np.linspace(-9, 9, 300001).astype(np.float32)
     same_on_1_and_2_threads(lambda: (actfast.silu(x, 1.702), actfast.silu_grad(x, x, -0.5),
                                      actfast.hard_swish(x, 0.2, 0.5), actfast.selu(x, 1.1, 0.9)), "params")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_array_parameters_in_every_layout(dtype):
+    """leaky_relu's slope as an array: contiguous (its own vectorised loop), strided and
+    broadcast (element by element through the same span), with strided x and out."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 600)).astype(dtype)
+    slopes = rng.uniform(0, 0.5, (7, 1200)).astype(dtype)
+    for s in (slopes[:, :600], slopes[:, ::2], slopes[:, :1], slopes[:1, ::-2], np.ascontiguousarray(slopes[:, :600])):
+        want = np.where(x > 0, x, x * s)
+        np.testing.assert_array_equal(actfast.leaky_relu(x, s), want)
+        np.testing.assert_array_equal(actfast.leaky_relu(x[:, ::-1], s[:, ::-1] if s.shape[1] > 1 else s),
+                                      want[:, ::-1])
+        out = np.zeros((7, 1200), dtype)
+        actfast.leaky_relu_grad(x, np.ones_like(x), s, out=out[:, ::2])
+        np.testing.assert_array_equal(out[:, ::2], np.where(x > 0, 1, s * np.ones_like(x)))
+        assert (out[:, 1::2] == 0).all()

@@ -42,7 +42,8 @@ from numpy.typing import ArrayLike
 
 from . import _dispatch
 from ._elementwise import (SELU_ALPHA, SELU_SCALE, _HARD_SIGMOID_ALPHA, _bounds, _celu_alpha, _hard_sigmoid_params,
-                           _non_negative_finite, _real, _selu_params, _silu_beta, _softplus_params, _threshold_params)
+                           _non_negative_finite, _real, _rrelu_bounds, _selu_params, _silu_beta, _softplus_params,
+                           _threshold_params)
 from ._gated import _beta
 from ._threads import get_num_threads
 
@@ -102,6 +103,12 @@ def _silu(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _silu_beta(name, p["beta"])[0], 0.0
 
 
+def _rrelu(name: str, p: dict[str, Any]) -> tuple[float, float]:
+    # In a dense layer rrelu is its evaluation form: leaky_relu with the mean slope.
+    lo, hi = _rrelu_bounds(name, p["lower"], p["upper"])
+    return (lo + hi) / 2, 0.0
+
+
 def _squareplus(name: str, p: dict[str, Any]) -> tuple[float, float]:
     return _non_negative_finite(name, "squareplus_b", p["squareplus_b"]), 0.0
 
@@ -125,6 +132,7 @@ _ACTIVATIONS: dict[str, tuple[dict[str, Any], Callable[[str, dict[str, Any]], tu
     "relu": ({}, _no_params),
     "relu6": ({}, _no_params),
     "leaky_relu": ({"negative_slope": 0.01}, _slope),
+    "rrelu": ({"lower": 1.0 / 8, "upper": 1.0 / 3}, _rrelu),
     "hard_tanh": ({"min_val": -1.0, "max_val": 1.0}, _hard_tanh),
     "hard_sigmoid": ({"alpha": _HARD_SIGMOID_ALPHA, "beta": 0.5}, _hard_sigmoid),
     "hard_swish": ({"alpha": _HARD_SIGMOID_ALPHA, "beta": 0.5}, _hard_sigmoid),
@@ -159,7 +167,7 @@ _ALIASES = {
     "hardshrink": "hard_shrink", "softshrink": "soft_shrink", "tanhshrink": "tanh_shrink",
 }
 # Activations whose derivative is a function of the output (see _activation_from_output.pxd).
-_FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
+_FROM_OUTPUT = {"linear", "relu", "relu6", "leaky_relu", "rrelu", "hard_tanh", "elu", "selu", "celu", "sigmoid", "tanh"}
 # Gated activations: z = x @ W + b has 2 * n_out columns and y = value * g(gate) has
 # n_out. swiglu, geglu, reglu take the gate from the first n_out columns and the value
 # from the last; glu follows torch.nn.functional.glu on z (the first half is the value,
@@ -211,7 +219,7 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool 
         raise TypeError(f"actfast.{fname}: activation {name!r} needs the parameter(s) {', '.join(missing)}")
     p.update({k: 0.0 for k in missing})   # dense_saves: the answer does not depend on them
     p0, p1 = check(fname, p)
-    kernel = "glu_pair" if name == "glu" else name
+    kernel = {"glu": "glu_pair", "rrelu": "leaky_relu"}.get(name, name)
     if name in ("gelu", "geglu"):
         approximate = p["approximate"]
         if isinstance(approximate, str) and approximate == "tanh":
@@ -219,7 +227,7 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool 
         elif not (isinstance(approximate, str) and approximate == "none"):
             raise ValueError(f"actfast.{fname}: approximate must be 'none' or 'tanh', got {approximate!r}")
     saves = "y" if name in _FROM_OUTPUT else "z"
-    if (name in ("leaky_relu", "elu") and p0 < 0) or (name == "selu" and (p0 < 0 or p1 <= 0)):
+    if (name in ("leaky_relu", "rrelu", "elu") and p0 < 0) or (name == "selu" and (p0 < 0 or p1 <= 0)):
         saves = "z"  # y > 0 also for some z < 0: the output does not tell the branch
     return _Act(name, kernel, p0, p1, saves)
 
@@ -425,7 +433,8 @@ def dense(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, activation: st
     activation : str or None, default "relu"
         relu, relu6, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, sigmoid,
         log_sigmoid, hard_sigmoid, hard_swish, tanh, hard_tanh, softsign, threshold,
-        hard_shrink, soft_shrink, tanh_shrink, squareplus (PyTorch spellings hardtanh,
+        hard_shrink, soft_shrink, tanh_shrink, squareplus, rrelu (its evaluation form,
+        leaky_relu with slope (lower + upper) / 2) (PyTorch spellings hardtanh,
         hardsigmoid, hardswish, logsigmoid, hardshrink, softshrink, tanhshrink
         accepted), or None / "linear" for no activation; or a gated unit: swiglu,
         geglu, reglu, glu. For these ``z = x @ W + b`` has ``2 * n_out`` columns and

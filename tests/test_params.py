@@ -354,3 +354,18 @@ def test_array_parameters_in_every_layout(dtype):
         actfast.leaky_relu_grad(x, np.ones_like(x), s, out=out[:, ::2])
         np.testing.assert_array_equal(out[:, ::2], np.where(x > 0, 1, s * np.ones_like(x)))
         assert (out[:, 1::2] == 0).all()
+
+
+def test_dense_takes_rrelu_in_its_evaluation_form():
+    rng = np.random.default_rng(4)
+    x, W, b = rng.standard_normal((9, 5)), rng.standard_normal((5, 6)), rng.standard_normal(6)
+    z = x @ W + b
+    y = actfast.dense(x, W, b, activation="rrelu", lower=0.1, upper=0.3)
+    np.testing.assert_array_equal(y, actfast.rrelu(z, 0.1, 0.3))
+    assert actfast.dense_saves("rrelu") == "y"
+    dy = rng.standard_normal(y.shape)
+    dx, dW, db = actfast.dense_grad(dy, x, W, y, activation="rrelu", lower=0.1, upper=0.3)
+    dz = actfast.leaky_relu_grad(z, dy, 0.2)
+    np.testing.assert_allclose(db, dz.sum(0), rtol=1e-12)
+    with pytest.raises(ValueError, match="lower"):
+        actfast.dense(x, W, b, activation="rrelu", lower=0.5, upper=0.1)

@@ -26,6 +26,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_K = math.sqrt(2.0 / math.pi)
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
+THRESHOLD_ARGS = (0.5, -1.0)      # the threshold case: threshold, value
 
 
 # --------------------------------------------------------------------------------------
@@ -63,6 +64,9 @@ class OpSpec:
             w = prelu_weight(x.shape[-1], x.dtype)
             return (af.prelu(x, w, -1, out=out) if self.kind == "forward"
                     else af.prelu_grad(x, w, dy, -1, out=None if out is None else (out, None))[0])
+        if self.name == "threshold":      # threshold 0.5, value -1 (THRESHOLD_ARGS)
+            return (af.threshold(x, *THRESHOLD_ARGS, out=out) if self.kind == "forward"
+                    else af.threshold_grad(x, dy, *THRESHOLD_ARGS, out=out))
         if self.name == "gelu_tanh":
             return (af.gelu(x, approximate="tanh", out=out) if self.kind == "forward"
                     else af.gelu_grad(x, dy, approximate="tanh", out=out))
@@ -133,6 +137,12 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy, out: np.divide(dy, (1 + np.abs(x)) ** 2, out=out),
         fne="x / (1 + abs(x))", gne="dy / ((1 + abs(x)) * (1 + abs(x)))",
         ftorch=("softsign", ("x",), None), gtorch=("softsign_grad", ("dy", "x"), None))
+    add("threshold",  # threshold 0.5, value -1; ONNX ThresholdedRelu is value 0
+        lambda x: np.where(x > 0.5, x, -1.0), lambda x, dy: np.where(x > 0.5, dy, 0.0),
+        lambda x, out: np.where(x > 0.5, x, -1.0), lambda x, dy, out: np.multiply(dy, x > 0.5, out=out),
+        fout=False, fne="where(x > 0.5, x, -1)", gne="where(x > 0.5, dy, 0)",
+        ftorch=("threshold", ("x", 0.5, -1.0), "out"),
+        gtorch=("threshold_backward", ("dy", "x", 0.5), "grad_input"))
     add("hard_shrink",  # lambd = 0.5 (PyTorch's)
         lambda x: np.where(np.abs(x) > 0.5, x, 0.0), lambda x, dy: np.where(np.abs(x) > 0.5, dy, 0.0),
         lambda x, out: np.multiply(x, np.abs(x) > 0.5, out=out),

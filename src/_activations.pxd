@@ -59,6 +59,9 @@ cdef extern from "actfast_math.h" nogil:
     double af_expmul2(double x, double xl, double m)
     double af_mul_lo(double a, double b, double p)
     double af_gelu_tanh_u2(double x, double *lo)
+    float af_sigmoidf(float x)
+    float af_sigmoid_gradf(float x, float dy)
+    float af_siluf(float x, double b)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -422,14 +425,16 @@ cdef inline floating celu_grad(floating x, floating dy, floating alpha) noexcept
 # ---------------------------------------------------------------------------------------
 
 cdef inline floating sigmoid(floating x) noexcept nogil:
+    # float: in float lanes where FMA exists (corrected quotient, see af_sigmoidf), else
+    # in double and rounded once.
     if floating is float:
-        return <float>d_sigmoid(x, True)
+        return af_sigmoidf(x)
     else:
         return d_sigmoid(x, False)
 
 cdef inline floating sigmoid_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
-        return <float>(dy * d_sigmoid_slope(x, True))
+        return af_sigmoid_gradf(x, dy)
     else:
         return dy * d_sigmoid_slope(x, False)
 
@@ -470,8 +475,9 @@ cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     return 0.0 if b == -INFINITY else num / (1.0 + e)
 
 cdef inline floating silu(floating x, double beta) noexcept nogil:
+    # float: in float lanes where FMA exists (see af_siluf), else in double.
     if floating is float:
-        return <float>silu_d(x, beta, True)
+        return af_siluf(x, silu_beta_x(x, beta))
     else:
         return silu_d(x, beta, False)
 

@@ -57,6 +57,23 @@ static inline double af_tanh_lite(double x) { return tanh(x); }
 static inline double af_expm1_lite(double x) { return expm1(x); }
 static inline double af_expmul(double x, double m) { return m * exp(x); }
 static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }
+/* sigmoid and dy * sigmoid' for float input: in double, rounded once. */
+static inline float af_sigmoidf(float x)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((x >= 0 ? 1.0 : e) / (1.0 + e));
+}
+static inline float af_siluf(float x, double b)
+{
+    double e = exp(-fabs(b));
+    double v = (b >= 0 ? (double)x : (double)x * e) / (1.0 + e);
+    return (float)(b == -INFINITY ? 0.0 : v);
+}
+static inline float af_sigmoid_gradf(float x, float dy)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((double)dy * (e / (e * (e + 2.0) + 1.0)));
+}
 #endif
 
 /* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */

@@ -349,6 +349,168 @@ AF_INLINE float af_tanhf(float x)
 #endif
 }
 
+/* ---- sigmoid in float lanes ------------------------------------------------------------ */
+
+/*
+ * exp(z + zl) = 2^n (ph + pl), for z in [-200, 0] (NaN passes) and |zl| <= 2^-16: the
+ * reduced exponential as an unevaluated float pair good to ~2^-32 relative, so that the
+ * steps that use it (1 + e, a quotient, a final product) do not add exp's own rounding
+ * to theirs. Why each piece:
+ *  - r1 = z - n LN2HI is exact (FMA; n has <= 9 bits, LN2HI 16); the rounding error of
+ *    r = r1 - n LN2LO is recovered exactly because r1 - r is exact (Sterbenz: |n LN2LO|
+ *    <= 3e-4 << |r| wherever that error is not already below 2^-40), and folded, with zl,
+ *    into rl (the error of LN2HI + LN2LO as ln2, < 2^-47 n, is negligible);
+ *  - exp(r) = (1 + r) + r^2 P(r): the leading 1 + r is a Fast2Sum pair (|r| < 1), so
+ *    the float rounding falls only on r^2 P(r) <= 0.07 (<= 0.01 ulp of the result);
+ *    a second Fast2Sum renormalises the pair (|pl| <= ulp(ph)), which the quotients
+ *    that use it need: their one correction step is exact only to second order in pl;
+ *  - exp(r + rl) = exp(r) (1 + rl) to 2^-33: rl enters as rl * ph.
+ * FMA only (the exactness of r1 and of the pair needs fused products).
+ */
+AF_INLINE float af__exp_pairf(float z, float zl, float *pl, float *n_out)
+{
+    float n = AF_FMAF(z, AF__LOG2EF, AF__SHF) - AF__SHF;
+    float r1 = AF_FMAF(n, -AF__LN2HIF, z);
+    float r = AF_FMAF(n, -AF__LN2LOF, r1);
+    float rl = AF_FMAF(n, -AF__LN2LOF, r1 - r) + zl;
+    float h1 = 1.0f + r;
+    float lo = AF_FMAF(r * r, af__poly_expf(r), (1.0f - h1) + r);
+    float ph = h1 + lo;                         /* renormalised: |pl| <= ulp(ph) */
+    float l = (h1 - ph) + lo;
+    *pl = AF_FMAF(rl, ph, l);
+    *n_out = n;
+    return ph;
+}
+
+/*
+ * sigmoid(t), t = th + tl (|tl| <= 2^-16, 0 for plain float input), as 2^m (q0 + qc):
+ * q0 the float quotient, qc its correction (|qc| <~ ulp(q0)), m = 0 for t >= 0, else n
+ * (not clamped: callers scale by 2^m once, at the end, so that a subnormal result
+ * rounds once). With e = exp(-|t|) = 2^n (ph + pl):
+ *  - the denominator 1 + e is the exact Fast2Sum pair dh + dl (e <= 1), plus pl;
+ *  - the numerator is 1 (t >= 0) or the unscaled pair ph + pl (t < 0);
+ *  - q0 = num_h / dh, corrected once with the FMA residual: qc = (num - q0 d) / dh,
+ *    where num_h - q0 dh is exact. The error of q0 + qc is then ~2^-46 relative plus
+ *    the ~2^-32 of the pair: the only rounding that counts is the caller's last one.
+ * z is clamped at -200: beyond, 1 + e = 1 and 2^n e underflows for any float caller.
+ */
+AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m)
+{
+    int pos = th >= 0.0f;
+    float z = pos ? -th : th;
+    float zl = pos ? -tl : tl;
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    /* e = 2^n (ph + pl); below 2^-126 it no longer shows in 1 + e, so n is clamped
+     * there only to keep 2^n a normal float. */
+    float sd = af__pow2if(n < -126.0f ? -126.0f : n);
+    float eh = ph * sd, el = pl * sd;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float rcp = 1.0f / dh;
+    float nh = pos ? 1.0f : ph, nl = pos ? 0.0f : pl;
+    float q0 = nh * rcp;
+    float res = AF_FMAF(-q0, dh, nh) + AF_FMAF(-q0, dl, nl);
+    *qc = res * rcp;
+    *m = pos ? 0.0f : n;
+    return q0;
+}
+
+/*
+ * sigmoid in float lanes: the corrected quotient of af__sigmoid_partsf, rounded once
+ * (and scaled by 2^m after, exactly or, in the subnormal tail x < -87.3, with one more
+ * rounding of a value already within 2^-24 of its ulp grid). Without hardware FMA the
+ * double path (e / (1 + e) in double, rounded once).
+ */
+AF_INLINE float af_sigmoidf(float x)
+{
+#if defined(AF_HAS_FMA)
+    float qc, m;
+    float q0 = af__sigmoid_partsf(x, 0.0f, &qc, &m);
+    m = m < -160.0f ? -160.0f : m;              /* q < 2: 2^-160 q rounds to 0 */
+    return af__ldexpf2(q0 + qc, m);
+#else
+    double xd = (double)x;
+    double e = af_exp_lite(-af__copysign(xd, 1.0));
+    return (float)((xd >= 0.0 ? 1.0 : e) / (1.0 + e));
+#endif
+}
+
+/*
+ * dy * sigmoid'(x) = dy e / (1 + e)^2, e = exp(-|x|) = 2^n (ph + pl), in float lanes.
+ * (1 + e)^2 is the pair Dh + Dl from the Fast2Sum pair of 1 + e (exact square by FMA);
+ * q0 = ph / Dh from the one reciprocal of dh (q0 = ph rcp^2, ~1.5 ulp), corrected by
+ * the FMA residual, which brings it to ~2^-46. dy enters as fma(dy, q0, dy qc), one
+ * rounding; 2^n is applied in two steps, 2^max(n, -60) before dy (so that dy q0 cannot
+ * overflow: sigmoid' <= 1/4) and the rest after (one rounding in the subnormal tail).
+ */
+AF_INLINE float af_sigmoid_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    float z = a > 200.0f ? -200.0f : -a;
+    float pl, n;
+    float ph = af__exp_pairf(z, 0.0f, &pl, &n);
+    float sd = af__pow2if(n < -126.0f ? -126.0f : n);
+    float eh = ph * sd, el = pl * sd;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float Dh = dh * dh;
+    float Dl = AF_FMAF(dh, dh, -Dh) + 2.0f * dh * dl;
+    float rcp = 1.0f / dh;
+    float r2 = rcp * rcp;
+    float q0 = ph * r2;
+    float res = AF_FMAF(-q0, Dh, ph) + AF_FMAF(-q0, Dl, pl);
+    float qc = res * r2;
+    float m1 = n < -60.0f ? -60.0f : n;
+    float s1 = af__pow2if(m1);
+    /* dy = +-inf: the low product would be inf * qc (NaN for qc = 0) */
+    float dyl = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
+    float g = AF_FMAF(dy, q0 * s1, dyl * (qc * s1));
+    return af__ldexpf2(g, n - m1);              /* n - m1 in [-229, 0] */
+#else
+    double e = af_exp_lite(-af__copysign((double)x, 1.0));
+    return (float)((double)dy * (e / ((e * (e + 2.0)) + 1.0)));
+#endif
+}
+
+/*
+ * silu for float x: x sigmoid(b), b = beta x given in double (rounded there, as
+ * silu_beta_x in _activations.pxd) and split into the float pair bh + bl, so that
+ * the tail x exp(b), where an error in b is multiplied by |b|, keeps b to 2^-48.
+ * x = mx 2^kx (1 <= |mx| < 2) is taken apart so that mx (q0 + qc) is formed without
+ * overflow or underflow (fma(mx, q0, mx qc): one rounding), and 2^(kx + m) is applied
+ * once at the end: x exp(b) is representable down to b = -192 for |x| near FLT_MAX,
+ * below the range of exp in float. b is clamped to [-200, 200], where silu is x or
+ * rounds to +-0. The limits: x = +-0 or +-inf gives x, or 0 where b < 0 (b = -inf).
+ */
+AF_INLINE float af_siluf(float x, double b)
+{
+#if defined(AF_HAS_FMA)
+    double bc = b < -200.0 ? -200.0 : (b > 200.0 ? 200.0 : b);
+    float bh = (float)bc;
+    float bl = (float)(bc - (double)bh);
+    float qc, m;
+    float q0 = af__sigmoid_partsf(bh, bl, &qc, &m);
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    int sub = a < 0x1p-126f;
+    uint32_t u = af__fbits(sub ? x * 0x1p24f : x);
+    float kx = (float)(int32_t)((u >> 23) & 0xffu) - (sub ? 151.0f : 127.0f);
+    float mx = af__ffrom((u & 0x807fffffu) | 0x3f800000u);
+    float k = kx + m;
+    k = k < -160.0f ? -160.0f : k;              /* |P| < 3: 2^-160 P rounds to 0 */
+    float P = AF_FMAF(mx, q0, mx * qc);
+    float y = af__ldexpf2(P, k);
+    float lim = bh < 0.0f ? 0.0f : x;
+    return (x == 0.0f) | (a == AF__INFF) ? lim : y;
+#else
+    double e = af_exp_lite(-af__copysign(b, 1.0));
+    double v = (b >= 0.0 ? (double)x : (double)x * e) / (1.0 + e);
+    return (float)(b == -AF__INF ? 0.0 : v);
+#endif
+}
+
 /* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
 
 #define AF__ERFCX_L 3.0

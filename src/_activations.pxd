@@ -61,7 +61,7 @@ cdef extern from "actfast_math.h" nogil:
     double af_gelu_tanh_u2(double x, double *lo)
     float af_sigmoidf(float x)
     float af_sigmoid_gradf(float x, float dy)
-    float af_siluf(float x, double b)
+    float af_tanh_gradf(float x, float dy)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -475,9 +475,8 @@ cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     return 0.0 if b == -INFINITY else num / (1.0 + e)
 
 cdef inline floating silu(floating x, double beta) noexcept nogil:
-    # float: in float lanes where FMA exists (see af_siluf), else in double.
     if floating is float:
-        return af_siluf(x, silu_beta_x(x, beta))
+        return <float>silu_d(x, beta, True)
     else:
         return silu_d(x, beta, False)
 
@@ -582,8 +581,9 @@ cdef inline double tanh_grad_d(double x, bint lite) noexcept nogil:
     return (4.0 * e) / af_fma(e, e + 2.0, 1.0)
 
 cdef inline floating tanh_grad(floating x, floating dy) noexcept nogil:
+    # float: in float lanes where FMA exists (see af_tanh_gradf), else in double.
     if floating is float:
-        return <float>(dy * tanh_grad_d(x, True))
+        return af_tanh_gradf(x, dy)
     else:
         return dy * tanh_grad_d(x, False)
 

@@ -63,16 +63,15 @@ static inline float af_sigmoidf(float x)
     double e = exp(-fabs((double)x));
     return (float)((x >= 0 ? 1.0 : e) / (1.0 + e));
 }
-static inline float af_siluf(float x, double b)
-{
-    double e = exp(-fabs(b));
-    double v = (b >= 0 ? (double)x : (double)x * e) / (1.0 + e);
-    return (float)(b == -INFINITY ? 0.0 : v);
-}
 static inline float af_sigmoid_gradf(float x, float dy)
 {
     double e = exp(-fabs((double)x));
     return (float)((double)dy * (e / (e * (e + 2.0) + 1.0)));
+}
+static inline float af_tanh_gradf(float x, float dy)
+{
+    double e = exp(-2.0 * fabs((double)x));
+    return (float)((double)dy * ((4.0 * e) / (e * (e + 2.0) + 1.0)));
 }
 #endif
 

@@ -394,7 +394,7 @@ AF_INLINE float af__exp_pairf(float z, float zl, float *pl, float *n_out)
  *    the ~2^-32 of the pair: the only rounding that counts is the caller's last one.
  * z is clamped at -200: beyond, 1 + e = 1 and 2^n e underflows for any float caller.
  */
-AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m)
+AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, float *s1)
 {
     int pos = th >= 0.0f;
     float z = pos ? -th : th;
@@ -402,9 +402,11 @@ AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m)
     z = z < -200.0f ? -200.0f : z;
     float pl, n;
     float ph = af__exp_pairf(z, zl, &pl, &n);
-    /* e = 2^n (ph + pl); below 2^-126 it no longer shows in 1 + e, so n is clamped
-     * there only to keep 2^n a normal float. */
-    float sd = af__pow2if(n < -126.0f ? -126.0f : n);
+    /* e = 2^n (ph + pl); below 2^-100 it no longer shows in 1 + e, so n is clamped
+     * there (2^n1 stays normal, and callers reuse it as the first factor of 2^n). */
+    float n1 = n < -100.0f ? -100.0f : n;
+    float sd = af__pow2if(n1);
+    *s1 = sd;
     float eh = ph * sd, el = pl * sd;
     float dh = 1.0f + eh;
     float dl = ((1.0f - dh) + eh) + el;
@@ -426,10 +428,14 @@ AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m)
 AF_INLINE float af_sigmoidf(float x)
 {
 #if defined(AF_HAS_FMA)
-    float qc, m;
-    float q0 = af__sigmoid_partsf(x, 0.0f, &qc, &m);
-    m = m < -160.0f ? -160.0f : m;              /* q < 2: 2^-160 q rounds to 0 */
-    return af__ldexpf2(q0 + qc, m);
+    float qc, m, s1;
+    float q0 = af__sigmoid_partsf(x, 0.0f, &qc, &m, &s1);
+    /* 2^n = s1 2^(n - n1): q s1 is exact (q > 0.17, s1 >= 2^-100); the second factor
+     * rounds once, in the subnormal tail (where n - n1 < -100 the result is 0 anyway). */
+    float q = q0 + qc;
+    float n2 = m - (m < -100.0f ? -100.0f : m);
+    float y = (q * s1) * af__pow2if(n2 < -100.0f ? -100.0f : n2);
+    return x >= 0.0f ? q : y;
 #else
     double xd = (double)x;
     double e = af_exp_lite(-af__copysign(xd, 1.0));
@@ -442,18 +448,20 @@ AF_INLINE float af_sigmoidf(float x)
  * (1 + e)^2 is the pair Dh + Dl from the Fast2Sum pair of 1 + e (exact square by FMA);
  * q0 = ph / Dh from the one reciprocal of dh (q0 = ph rcp^2, ~1.5 ulp), corrected by
  * the FMA residual, which brings it to ~2^-46. dy enters as fma(dy, q0, dy qc), one
- * rounding; 2^n is applied in two steps, 2^max(n, -60) before dy (so that dy q0 cannot
- * overflow: sigmoid' <= 1/4) and the rest after (one rounding in the subnormal tail).
+ * rounding.
  */
-AF_INLINE float af_sigmoid_gradf(float x, float dy)
+AF_INLINE float af__sigmoid_slopef(float a, float dy, float k)
 {
-#if defined(AF_HAS_FMA)
-    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    /* k sigmoid'(a) dy for a = |x| (NaN passes) and k = 1 or 4 (exact scalings of q). */
     float z = a > 200.0f ? -200.0f : -a;
     float pl, n;
     float ph = af__exp_pairf(z, 0.0f, &pl, &n);
-    float sd = af__pow2if(n < -126.0f ? -126.0f : n);
-    float eh = ph * sd, el = pl * sd;
+    /* 2^n = s1 2^(n - m1): s1 scales e for 1 + e (below 2^-60 e does not show there)
+     * and q before dy multiplies it (sigmoid' <= 1/4: dy q s1 cannot overflow); the
+     * rest is applied last, one rounding in the subnormal tail. */
+    float m1 = n < -60.0f ? -60.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
     float dh = 1.0f + eh;
     float dl = ((1.0f - dh) + eh) + el;
     float Dh = dh * dh;
@@ -463,12 +471,17 @@ AF_INLINE float af_sigmoid_gradf(float x, float dy)
     float q0 = ph * r2;
     float res = AF_FMAF(-q0, Dh, ph) + AF_FMAF(-q0, Dl, pl);
     float qc = res * r2;
-    float m1 = n < -60.0f ? -60.0f : n;
-    float s1 = af__pow2if(m1);
     /* dy = +-inf: the low product would be inf * qc (NaN for qc = 0) */
     float dyl = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
-    float g = AF_FMAF(dy, q0 * s1, dyl * (qc * s1));
+    float ks = k * s1;
+    float g = AF_FMAF(dy, q0 * ks, dyl * (qc * ks));
     return af__ldexpf2(g, n - m1);              /* n - m1 in [-229, 0] */
+}
+
+AF_INLINE float af_sigmoid_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__sigmoid_slopef(af__ffrom(af__fbits(x) & 0x7fffffffu), dy, 1.0f);
 #else
     double e = af_exp_lite(-af__copysign((double)x, 1.0));
     return (float)((double)dy * (e / ((e * (e + 2.0)) + 1.0)));
@@ -476,38 +489,18 @@ AF_INLINE float af_sigmoid_gradf(float x, float dy)
 }
 
 /*
- * silu for float x: x sigmoid(b), b = beta x given in double (rounded there, as
- * silu_beta_x in _activations.pxd) and split into the float pair bh + bl, so that
- * the tail x exp(b), where an error in b is multiplied by |b|, keeps b to 2^-48.
- * x = mx 2^kx (1 <= |mx| < 2) is taken apart so that mx (q0 + qc) is formed without
- * overflow or underflow (fma(mx, q0, mx qc): one rounding), and 2^(kx + m) is applied
- * once at the end: x exp(b) is representable down to b = -192 for |x| near FLT_MAX,
- * below the range of exp in float. b is clamped to [-200, 200], where silu is x or
- * rounds to +-0. The limits: x = +-0 or +-inf gives x, or 0 where b < 0 (b = -inf).
+ * dy * tanh'(x) = dy (1 - tanh(x)^2) = 4 dy sigmoid'(2x) = dy 4e / (1 + e)^2 with
+ * e = exp(-2|x|): the float-lane sigmoid slope above, the factor 4 applied exactly to
+ * its quotient (4 sigmoid' <= 1, so dy times it cannot overflow either). 2|x| is exact
+ * (or inf, where the result is 0 as the limit). Without FMA: in double, rounded once.
  */
-AF_INLINE float af_siluf(float x, double b)
+AF_INLINE float af_tanh_gradf(float x, float dy)
 {
 #if defined(AF_HAS_FMA)
-    double bc = b < -200.0 ? -200.0 : (b > 200.0 ? 200.0 : b);
-    float bh = (float)bc;
-    float bl = (float)(bc - (double)bh);
-    float qc, m;
-    float q0 = af__sigmoid_partsf(bh, bl, &qc, &m);
-    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
-    int sub = a < 0x1p-126f;
-    uint32_t u = af__fbits(sub ? x * 0x1p24f : x);
-    float kx = (float)(int32_t)((u >> 23) & 0xffu) - (sub ? 151.0f : 127.0f);
-    float mx = af__ffrom((u & 0x807fffffu) | 0x3f800000u);
-    float k = kx + m;
-    k = k < -160.0f ? -160.0f : k;              /* |P| < 3: 2^-160 P rounds to 0 */
-    float P = AF_FMAF(mx, q0, mx * qc);
-    float y = af__ldexpf2(P, k);
-    float lim = bh < 0.0f ? 0.0f : x;
-    return (x == 0.0f) | (a == AF__INFF) ? lim : y;
+    return af__sigmoid_slopef(2.0f * af__ffrom(af__fbits(x) & 0x7fffffffu), dy, 4.0f);
 #else
-    double e = af_exp_lite(-af__copysign(b, 1.0));
-    double v = (b >= 0.0 ? (double)x : (double)x * e) / (1.0 + e);
-    return (float)(b == -AF__INF ? 0.0 : v);
+    double e = af_exp_lite(-2.0 * af__copysign((double)x, 1.0));
+    return (float)((double)dy * ((4.0 * e) / ((e * (e + 2.0)) + 1.0)));
 #endif
 }
 

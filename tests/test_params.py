@@ -174,10 +174,9 @@ def test_silu_beta(dtype, beta):
     x = _inputs(dtype, -60, 30, 3001, [-300.0, -700.0 / max(abs(beta), 1), SILU_ROOT / beta if beta else 1.0,
                                       1e-30, -1e-30, 0.0])
     got = actfast.silu(x, beta)
-    # float32: in float lanes with FMA (<= 0.77 ulp, see af_siluf), in double and rounded
-    # once without. float64: beta x carried as a double-double, so the tail
-    # x exp(beta x) keeps its accuracy.
-    fbound, gbound = (1.0, 1.0) if dtype == np.float32 else (3.0, 5.0)
+    # float32: computed in double, rounded once. float64: beta x carried as a
+    # double-double, so the tail x exp(beta x) keeps its accuracy.
+    fbound, gbound = (0.5 + 1e-3, 1.0) if dtype == np.float32 else (3.0, 5.0)
     assert_ulp(got, _mp_map(_silu, x, beta), dtype, fbound, x, f"silu beta={beta}")
     g = actfast.silu_grad(x, np.ones_like(x), beta=beta)
     # silu'(beta x) has a root at beta x = -1.2785: within 0.5 of it, ulp of max(|f'|, 1).

@@ -62,6 +62,8 @@ cdef extern from "actfast_math.h" nogil:
     float af_sigmoidf(float x)
     float af_sigmoid_gradf(float x, float dy)
     float af_tanh_gradf(float x, float dy)
+    float af_log_sigmoid_gradf(float x, float dy)
+    float af_softplus_gradf(float x, float dy, float beta)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -451,7 +453,7 @@ cdef inline floating log_sigmoid(floating x) noexcept nogil:
 cdef inline floating log_sigmoid_grad(floating x, floating dy) noexcept nogil:
     # d/dx log(sigmoid(x)) = sigmoid(-x)
     if floating is float:
-        return <float>(dy * d_sigmoid(-<double>x, True))
+        return af_log_sigmoid_gradf(x, dy)     # float lanes with FMA
     else:
         return dy * d_sigmoid(-x, False)
 
@@ -520,7 +522,7 @@ cdef inline floating softplus(floating x, floating beta, floating threshold) noe
 
 cdef inline floating softplus_grad(floating x, floating dy, floating beta, floating threshold) noexcept nogil:
     if floating is float:
-        return dy if beta * x > threshold else <float>(dy * d_sigmoid(<double>beta * x, True))
+        return dy if beta * x > threshold else af_softplus_gradf(x, dy, beta)   # float lanes with FMA
     else:
         return dy if beta * x > threshold else dy * d_sigmoid(beta * x, False)
 

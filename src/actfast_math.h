@@ -68,6 +68,17 @@ static inline float af_sigmoid_gradf(float x, float dy)
     double e = exp(-fabs((double)x));
     return (float)((double)dy * (e / (e * (e + 2.0) + 1.0)));
 }
+static inline float af_log_sigmoid_gradf(float x, float dy)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((double)dy * ((x <= 0 ? 1.0 : e) / (1.0 + e)));
+}
+static inline float af_softplus_gradf(float x, float dy, float beta)
+{
+    double b = (double)beta * (double)x;
+    double e = exp(-fabs(b));
+    return (float)((double)dy * ((b >= 0 ? 1.0 : e) / (1.0 + e)));
+}
 static inline float af_tanh_gradf(float x, float dy)
 {
     double e = exp(-2.0 * fabs((double)x));

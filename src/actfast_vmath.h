@@ -444,6 +444,59 @@ AF_INLINE float af_sigmoidf(float x)
 }
 
 /*
+ * m sigmoid(t) for t = th + tl (a float pair, |tl| <= 2^-16; NaN passes): the
+ * corrected quotient of af__sigmoid_partsf, 2^n (q0 + qc), times m as
+ * fma(m, q0', m qc') with q' = q s1, s1 = 2^max(n, -100): m q0' cannot overflow
+ * (sigmoid < 1, or q' < 2^-99) and rounds once; the rest of 2^n (>= 2^-189, two
+ * normal factors) is applied last, one more rounding in the subnormal tail only.
+ * m exp(t) is representable down to t = -192 for |m| near FLT_MAX (below the range of
+ * exp in float): that is why partsf clamps at -200, not -104. m = +-inf: the low
+ * product is dropped (inf * qc would be NaN for qc = 0).
+ */
+AF_INLINE float af__msigmoidf(float m, float th, float tl)
+{
+    float qc, n, s1;
+    float q0 = af__sigmoid_partsf(th, tl, &qc, &n, &s1);
+    float t = th >= 0.0f ? 1.0f : s1;           /* n = 0 for t >= 0 */
+    float ml = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
+    float y = AF_FMAF(m, q0 * t, ml * (qc * t));
+    float n2 = n - (n < -100.0f ? -100.0f : n); /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+}
+
+/* dy * sigmoid(-x) (log_sigmoid'), in float lanes with FMA; else in double. */
+AF_INLINE float af_log_sigmoid_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__msigmoidf(dy, -x, 0.0f);
+#else
+    double xd = -(double)x;
+    double e = af_exp_lite(-af__copysign(xd, 1.0));
+    return (float)((double)dy * ((xd >= 0.0 ? 1.0 : e) / (1.0 + e)));
+#endif
+}
+
+/* dy * sigmoid(beta x) (softplus' below the threshold): beta x as the exact float pair
+ * (bh, fma(beta, x, -bh)) where bh is finite; in float lanes with FMA, else in double. */
+AF_INLINE float af_softplus_gradf(float x, float dy, float beta)
+{
+#if defined(AF_HAS_FMA)
+    float bh = beta * x;
+    /* where beta x is huge (or x inf: inf - inf, an invalid flag even in an unused
+     * lane) the low part is not needed: it is taken from x = 0 there */
+    float xg = af__ffrom(af__fbits(bh) & 0x7fffffffu) < 0x1p100f ? x : 0.0f;
+    float bg = beta * xg;
+    float bl = AF_FMAF(beta, xg, -bg);
+    return af__msigmoidf(dy, bh, bl);
+#else
+    double b = (double)beta * (double)x;
+    double e = af_exp_lite(-af__copysign(b, 1.0));
+    return (float)((double)dy * ((b >= 0.0 ? 1.0 : e) / (1.0 + e)));
+#endif
+}
+
+/*
  * dy * sigmoid'(x) = dy e / (1 + e)^2, e = exp(-|x|) = 2^n (ph + pl), in float lanes.
  * (1 + e)^2 is the pair Dh + Dl from the Fast2Sum pair of 1 + e (exact square by FMA);
  * q0 = ph / Dh from the one reciprocal of dh (q0 = ph rcp^2, ~1.5 ulp), corrected by

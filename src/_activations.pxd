@@ -64,6 +64,7 @@ cdef extern from "actfast_math.h" nogil:
     float af_tanh_gradf(float x, float dy)
     float af_log_sigmoid_gradf(float x, float dy)
     float af_softplus_gradf(float x, float dy, float beta)
+    float af_alpha_expm1f(float x, float alpha)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -331,8 +332,8 @@ cdef inline floating squareplus_grad(floating x, floating dy, floating b) noexce
 # polynomials (~1e-11 relative), plenty for a float result; the gradients that cancel
 # near a root (silu', mish', gelu', gelu_tanh') use the full double functions.
 # Exceptions, in float lanes where the CPU has FMA (double path otherwise): tanh,
-# sigmoid, sigmoid', log_sigmoid', softplus', tanh' (af_*f in actfast_vmath.h, <= 0.98
-# ulp over all 2^32 inputs).
+# sigmoid, sigmoid', log_sigmoid', softplus', tanh', elu (af_*f in actfast_vmath.h,
+# <= 0.98 ulp over all 2^32 inputs).
 # ---------------------------------------------------------------------------------------
 
 cdef inline double d_exp(double x, bint lite) noexcept nogil:
@@ -371,8 +372,9 @@ cdef inline double elu_d(double x, double alpha, bint lite) noexcept nogil:
     return x if x > 0 else v
 
 cdef inline floating elu(floating x, floating alpha) noexcept nogil:
+    # float: alpha expm1(x) in float lanes where FMA exists (see af_alpha_expm1f).
     if floating is float:
-        return <float>elu_d(x, alpha, True)
+        return x if x > 0 else af_alpha_expm1f(x, alpha)
     else:
         return elu_d(x, alpha, False)
 

@@ -79,6 +79,7 @@ static inline float af_softplus_gradf(float x, float dy, float beta)
     double e = exp(-fabs(b));
     return (float)((double)dy * ((b >= 0 ? 1.0 : e) / (1.0 + e)));
 }
+static inline float af_alpha_expm1f(float x, float alpha) { return (float)((double)alpha * expm1((double)x)); }
 static inline float af_tanh_gradf(float x, float dy)
 {
     double e = exp(-2.0 * fabs((double)x));

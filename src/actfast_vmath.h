@@ -561,6 +561,50 @@ AF_INLINE float af_tanh_gradf(float x, float dy)
 #endif
 }
 
+/* ---- expm1 scaled, in float lanes ------------------------------------------------------- */
+
+/*
+ * alpha expm1(x) for float x, as elu's x <= 0 branch, in float lanes with FMA: with
+ * exp(x) = 2^n (ph + pl) (af__exp_pairf) and E = 2^n ph (exact, n clamped at -126 where
+ * E no longer shows next to 1), expm1 = (E - 1) + 2^n pl where E - 1 is the exact
+ * Fast2Sum pair h + l (E < 2; for n = 0, E in [0.7, 1.42] and E - 1 is exact by
+ * Sterbenz, so the small-x case needs no branch: pl then holds r + r^2 P(r) - (ph - 1)
+ * exactly up to the rounding of r^2 P, and expm1 keeps its relative accuracy down to
+ * the subnormals). alpha enters as fma(alpha, h, alpha l): one rounding. x = +-0 gives
+ * alpha x (the sign of zero, as the double path).
+ */
+AF_INLINE float af_alpha_expm1f(float x, float alpha)
+{
+#if defined(AF_HAS_FMA)
+    float z = x < -104.0f ? -104.0f : x;        /* expm1 is -1 in float below -17.4 */
+    z = z > 0.0f ? 0.0f : z;                    /* callers use x > 0 otherwise */
+    float pl, n;
+    float ph = af__exp_pairf(z, 0.0f, &pl, &n);
+    float s = af__pow2if(n < -126.0f ? -126.0f : n);
+    float E = ph * s;
+    float h = E - 1.0f;
+    float l = (E - (h + 1.0f)) + pl * s;
+    /* n = 0 (|x| < 0.35): the pair's absolute error (~2^-24 r^2 / 2) would be up to 4x
+     * larger in ulps of the small result; there expm1(r) = r + r^2/2 + r^3 P1(r) with
+     * r^2 exact (FMA) and r + r^2/2 a Fast2Sum pair. P1 = (P - 1/2) / r from the
+     * coefficients of af__poly_expf (its constant term is 1/2 in float). */
+    float rr = z * z;
+    float rrl = AF_FMAF(z, z, -rr);
+    float t = 0.5f * rr;
+    float hs = z + t;
+    float P1 = AF_FMAF(z, AF_FMAF(z, AF_FMAF(z, AF_FMAF(z, 1.98919813e-4f, 1.39345419e-3f),
+                       8.33331002e-3f), 4.16664568e-2f), 1.66666667e-1f);
+    float ls = ((z - hs) + t) + AF_FMAF(z * rr, P1, 0.5f * rrl);
+    int small = n == 0.0f;
+    h = small ? hs : h;
+    l = small ? ls : l;
+    float y = AF_FMAF(alpha, h, alpha * l);
+    return x == 0.0f ? alpha * x : y;
+#else
+    return (float)((double)alpha * af_expm1_lite((double)x));
+#endif
+}
+
 /* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
 
 #define AF__ERFCX_L 3.0

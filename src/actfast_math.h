@@ -57,6 +57,34 @@ static inline double af_tanh_lite(double x) { return tanh(x); }
 static inline double af_expm1_lite(double x) { return expm1(x); }
 static inline double af_expmul(double x, double m) { return m * exp(x); }
 static inline double af_xndtr_lite(double x) { return x * af_ndtr(x); }
+/* sigmoid and dy * sigmoid' for float input: in double, rounded once. */
+static inline float af_sigmoidf(float x)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((x >= 0 ? 1.0 : e) / (1.0 + e));
+}
+static inline float af_sigmoid_gradf(float x, float dy)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((double)dy * (e / (e * (e + 2.0) + 1.0)));
+}
+static inline float af_log_sigmoid_gradf(float x, float dy)
+{
+    double e = exp(-fabs((double)x));
+    return (float)((double)dy * ((x <= 0 ? 1.0 : e) / (1.0 + e)));
+}
+static inline float af_softplus_gradf(float x, float dy, float beta)
+{
+    double b = (double)beta * (double)x;
+    double e = exp(-fabs(b));
+    return (float)((double)dy * ((b >= 0 ? 1.0 : e) / (1.0 + e)));
+}
+static inline float af_alpha_expm1f(float x, float alpha) { return (float)((double)alpha * expm1((double)x)); }
+static inline float af_tanh_gradf(float x, float dy)
+{
+    double e = exp(-2.0 * fabs((double)x));
+    return (float)((double)dy * ((4.0 * e) / (e * (e + 2.0) + 1.0)));
+}
 #endif
 
 /* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */

@@ -21,6 +21,10 @@
  *    the rounding error of u = 1 + x as c/u.
  *  - tanh: odd polynomial for small |x| (< 0.625 in double, < 1 in float), 1 - 2/(exp(2|x|)
  *    + 1) above, sign restored with a bit operation.
+ *  - sigmoid and its slope (float, FMA only): exp(-|x|) as a float pair, 1 + e as a
+ *    Fast2Sum pair, one FMA-corrected quotient, and the last product (dy, or 4 for
+ *    tanh') and scaling by 2^n rounded once; sigmoid, sigmoid', log_sigmoid', softplus'
+ *    and tanh' within 0.78 ulp over all 2^32 inputs (see af__sigmoid_partsf).
  *  - erfc (computed in double; the float version rounds the double result once):
  *    erfc(y) = 1 - y P(y^2) for -0.5 < y < 0.25; otherwise erfc(|y|) = exp(-y^2) erfcx(|y|)
  *    with erfcx from Weideman's rational map (erfcx(y) = d/sqrt(pi) + 2 d^2 p(Z),
@@ -346,6 +350,258 @@ AF_INLINE float af_tanhf(float x)
     return af__copysignf(a < 1.0f ? small : big, x);
 #else
     return (float)af_tanh_lite((double)x);
+#endif
+}
+
+/* ---- sigmoid in float lanes ------------------------------------------------------------ */
+
+/*
+ * exp(z + zl) = 2^n (ph + pl), for z in [-200, 0] (NaN passes) and |zl| <= 2^-16: the
+ * reduced exponential as an unevaluated float pair good to ~2^-32 relative, so that the
+ * steps that use it (1 + e, a quotient, a final product) do not add exp's own rounding
+ * to theirs. Why each piece:
+ *  - r1 = z - n LN2HI is exact (FMA; n has <= 9 bits, LN2HI 16); the rounding error of
+ *    r = r1 - n LN2LO is recovered exactly because r1 - r is exact (Sterbenz: |n LN2LO|
+ *    <= 3e-4 << |r| wherever that error is not already below 2^-40), and folded, with zl,
+ *    into rl (the error of LN2HI + LN2LO as ln2, < 2^-47 n, is negligible);
+ *  - exp(r) = (1 + r) + r^2 P(r): the leading 1 + r is a Fast2Sum pair (|r| < 1), so
+ *    the float rounding falls only on r^2 P(r) <= 0.07 (<= 0.01 ulp of the result);
+ *    a second Fast2Sum renormalises the pair (|pl| <= ulp(ph)), which the quotients
+ *    that use it need: their one correction step is exact only to second order in pl;
+ *  - exp(r + rl) = exp(r) (1 + rl) to 2^-33: rl enters as rl * ph.
+ * FMA only (the exactness of r1 and of the pair needs fused products).
+ */
+AF_INLINE float af__exp_pairf(float z, float zl, float *pl, float *n_out)
+{
+    float n = AF_FMAF(z, AF__LOG2EF, AF__SHF) - AF__SHF;
+    float r1 = AF_FMAF(n, -AF__LN2HIF, z);
+    float r = AF_FMAF(n, -AF__LN2LOF, r1);
+    float rl = AF_FMAF(n, -AF__LN2LOF, r1 - r) + zl;
+    float h1 = 1.0f + r;
+    float lo = AF_FMAF(r * r, af__poly_expf(r), (1.0f - h1) + r);
+    float ph = h1 + lo;                         /* renormalised: |pl| <= ulp(ph) */
+    float l = (h1 - ph) + lo;
+    *pl = AF_FMAF(rl, ph, l);
+    *n_out = n;
+    return ph;
+}
+
+/*
+ * sigmoid(t), t = th + tl (|tl| <= 2^-16, 0 for plain float input), as 2^m (q0 + qc):
+ * q0 the float quotient, qc its correction (|qc| <~ ulp(q0)), m = 0 for t >= 0, else n
+ * (not clamped: callers scale by 2^m once, at the end, so that a subnormal result
+ * rounds once). With e = exp(-|t|) = 2^n (ph + pl):
+ *  - the denominator 1 + e is the exact Fast2Sum pair dh + dl (e <= 1), plus pl;
+ *  - the numerator is 1 (t >= 0) or the unscaled pair ph + pl (t < 0);
+ *  - q0 = num_h / dh, corrected once with the FMA residual: qc = (num - q0 d) / dh,
+ *    where num_h - q0 dh is exact. The error of q0 + qc is then ~2^-46 relative plus
+ *    the ~2^-32 of the pair: the only rounding that counts is the caller's last one.
+ * z is clamped at -200: beyond, 1 + e = 1 and 2^n e underflows for any float caller.
+ */
+AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, float *s1)
+{
+    int pos = th >= 0.0f;
+    float z = pos ? -th : th;
+    float zl = pos ? -tl : tl;
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    /* e = 2^n (ph + pl); below 2^-100 it no longer shows in 1 + e, so n is clamped
+     * there (2^n1 stays normal, and callers reuse it as the first factor of 2^n). */
+    float n1 = n < -100.0f ? -100.0f : n;
+    float sd = af__pow2if(n1);
+    *s1 = sd;
+    float eh = ph * sd, el = pl * sd;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float rcp = 1.0f / dh;
+    float nh = pos ? 1.0f : ph, nl = pos ? 0.0f : pl;
+    float q0 = nh * rcp;
+    float res = AF_FMAF(-q0, dh, nh) + AF_FMAF(-q0, dl, nl);
+    *qc = res * rcp;
+    *m = pos ? 0.0f : n;
+    return q0;
+}
+
+/*
+ * sigmoid in float lanes: the corrected quotient of af__sigmoid_partsf, rounded once
+ * (and scaled by 2^m after, exactly or, in the subnormal tail x < -87.3, with one more
+ * rounding of a value already within 2^-24 of its ulp grid). Without hardware FMA the
+ * double path (e / (1 + e) in double, rounded once).
+ */
+AF_INLINE float af_sigmoidf(float x)
+{
+#if defined(AF_HAS_FMA)
+    float qc, m, s1;
+    float q0 = af__sigmoid_partsf(x, 0.0f, &qc, &m, &s1);
+    /* 2^n = s1 2^(n - n1): q s1 is exact (q > 0.17, s1 >= 2^-100); the second factor
+     * rounds once, in the subnormal tail (where n - n1 < -100 the result is 0 anyway). */
+    float q = q0 + qc;
+    float n2 = m - (m < -100.0f ? -100.0f : m);
+    float y = (q * s1) * af__pow2if(n2 < -100.0f ? -100.0f : n2);
+    return x >= 0.0f ? q : y;
+#else
+    double xd = (double)x;
+    double e = af_exp_lite(-af__copysign(xd, 1.0));
+    return (float)((xd >= 0.0 ? 1.0 : e) / (1.0 + e));
+#endif
+}
+
+/*
+ * m sigmoid(t) for t = th + tl (a float pair, |tl| <= 2^-16; NaN passes): the
+ * corrected quotient of af__sigmoid_partsf, 2^n (q0 + qc), times m as
+ * fma(m, q0', m qc') with q' = q s1, s1 = 2^max(n, -100): m q0' cannot overflow
+ * (sigmoid < 1, or q' < 2^-99) and rounds once; the rest of 2^n (>= 2^-189, two
+ * normal factors) is applied last, one more rounding in the subnormal tail only.
+ * m exp(t) is representable down to t = -192 for |m| near FLT_MAX (below the range of
+ * exp in float): that is why partsf clamps at -200, not -104. m = +-inf: the low
+ * product is dropped (inf * qc would be NaN for qc = 0).
+ */
+AF_INLINE float af__msigmoidf(float m, float th, float tl)
+{
+    float qc, n, s1;
+    float q0 = af__sigmoid_partsf(th, tl, &qc, &n, &s1);
+    float t = th >= 0.0f ? 1.0f : s1;           /* n = 0 for t >= 0 */
+    float ml = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
+    float y = AF_FMAF(m, q0 * t, ml * (qc * t));
+    float n2 = n - (n < -100.0f ? -100.0f : n); /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+}
+
+/* dy * sigmoid(-x) (log_sigmoid'), in float lanes with FMA; else in double. */
+AF_INLINE float af_log_sigmoid_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__msigmoidf(dy, -x, 0.0f);
+#else
+    double xd = -(double)x;
+    double e = af_exp_lite(-af__copysign(xd, 1.0));
+    return (float)((double)dy * ((xd >= 0.0 ? 1.0 : e) / (1.0 + e)));
+#endif
+}
+
+/* dy * sigmoid(beta x) (softplus' below the threshold): beta x as the exact float pair
+ * (bh, fma(beta, x, -bh)) where bh is finite; in float lanes with FMA, else in double. */
+AF_INLINE float af_softplus_gradf(float x, float dy, float beta)
+{
+#if defined(AF_HAS_FMA)
+    float bh = beta * x;
+    /* where beta x is huge (or x inf: inf - inf, an invalid flag even in an unused
+     * lane) the low part is not needed: it is taken from x = 0 there */
+    float xg = af__ffrom(af__fbits(bh) & 0x7fffffffu) < 0x1p100f ? x : 0.0f;
+    float bg = beta * xg;
+    float bl = AF_FMAF(beta, xg, -bg);
+    return af__msigmoidf(dy, bh, bl);
+#else
+    double b = (double)beta * (double)x;
+    double e = af_exp_lite(-af__copysign(b, 1.0));
+    return (float)((double)dy * ((b >= 0.0 ? 1.0 : e) / (1.0 + e)));
+#endif
+}
+
+/*
+ * dy * sigmoid'(x) = dy e / (1 + e)^2, e = exp(-|x|) = 2^n (ph + pl), in float lanes.
+ * (1 + e)^2 is the pair Dh + Dl from the Fast2Sum pair of 1 + e (exact square by FMA);
+ * q0 = ph / Dh from the one reciprocal of dh (q0 = ph rcp^2, ~1.5 ulp), corrected by
+ * the FMA residual, which brings it to ~2^-46. dy enters as fma(dy, q0, dy qc), one
+ * rounding.
+ */
+AF_INLINE float af__sigmoid_slopef(float a, float dy, float k)
+{
+    /* k sigmoid'(a) dy for a = |x| (NaN passes) and k = 1 or 4 (exact scalings of q). */
+    float z = a > 200.0f ? -200.0f : -a;
+    float pl, n;
+    float ph = af__exp_pairf(z, 0.0f, &pl, &n);
+    /* 2^n = s1 2^(n - m1): s1 scales e for 1 + e (below 2^-60 e does not show there)
+     * and q before dy multiplies it (sigmoid' <= 1/4: dy q s1 cannot overflow); the
+     * rest is applied last, one rounding in the subnormal tail. */
+    float m1 = n < -60.0f ? -60.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float Dh = dh * dh;
+    float Dl = AF_FMAF(dh, dh, -Dh) + 2.0f * dh * dl;
+    float rcp = 1.0f / dh;
+    float r2 = rcp * rcp;
+    float q0 = ph * r2;
+    float res = AF_FMAF(-q0, Dh, ph) + AF_FMAF(-q0, Dl, pl);
+    float qc = res * r2;
+    /* dy = +-inf: the low product would be inf * qc (NaN for qc = 0) */
+    float dyl = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
+    float ks = k * s1;
+    float g = AF_FMAF(dy, q0 * ks, dyl * (qc * ks));
+    return af__ldexpf2(g, n - m1);              /* n - m1 in [-229, 0] */
+}
+
+AF_INLINE float af_sigmoid_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__sigmoid_slopef(af__ffrom(af__fbits(x) & 0x7fffffffu), dy, 1.0f);
+#else
+    double e = af_exp_lite(-af__copysign((double)x, 1.0));
+    return (float)((double)dy * (e / ((e * (e + 2.0)) + 1.0)));
+#endif
+}
+
+/*
+ * dy * tanh'(x) = dy (1 - tanh(x)^2) = 4 dy sigmoid'(2x) = dy 4e / (1 + e)^2 with
+ * e = exp(-2|x|): the float-lane sigmoid slope above, the factor 4 applied exactly to
+ * its quotient (4 sigmoid' <= 1, so dy times it cannot overflow either). 2|x| is exact
+ * (or inf, where the result is 0 as the limit). Without FMA: in double, rounded once.
+ */
+AF_INLINE float af_tanh_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__sigmoid_slopef(2.0f * af__ffrom(af__fbits(x) & 0x7fffffffu), dy, 4.0f);
+#else
+    double e = af_exp_lite(-2.0 * af__copysign((double)x, 1.0));
+    return (float)((double)dy * ((4.0 * e) / ((e * (e + 2.0)) + 1.0)));
+#endif
+}
+
+/* ---- expm1 scaled, in float lanes ------------------------------------------------------- */
+
+/*
+ * alpha expm1(x) for float x, as elu's x <= 0 branch, in float lanes with FMA: with
+ * exp(x) = 2^n (ph + pl) (af__exp_pairf) and E = 2^n ph (exact, n clamped at -126 where
+ * E no longer shows next to 1), expm1 = (E - 1) + 2^n pl where E - 1 is the exact
+ * Fast2Sum pair h + l (E < 2; for n = 0, E in [0.7, 1.42] and E - 1 is exact by
+ * Sterbenz, so the small-x case needs no branch: pl then holds r + r^2 P(r) - (ph - 1)
+ * exactly up to the rounding of r^2 P, and expm1 keeps its relative accuracy down to
+ * the subnormals). alpha enters as fma(alpha, h, alpha l): one rounding. x = +-0 gives
+ * alpha x (the sign of zero, as the double path).
+ */
+AF_INLINE float af_alpha_expm1f(float x, float alpha)
+{
+#if defined(AF_HAS_FMA)
+    float z = x < -104.0f ? -104.0f : x;        /* expm1 is -1 in float below -17.4 */
+    z = z > 0.0f ? 0.0f : z;                    /* callers use x > 0 otherwise */
+    float pl, n;
+    float ph = af__exp_pairf(z, 0.0f, &pl, &n);
+    float s = af__pow2if(n < -126.0f ? -126.0f : n);
+    float E = ph * s;
+    float h = E - 1.0f;
+    float l = (E - (h + 1.0f)) + pl * s;
+    /* n = 0 (|x| < 0.35): the pair's absolute error (~2^-24 r^2 / 2) would be up to 4x
+     * larger in ulps of the small result; there expm1(r) = r + r^2/2 + r^3 P1(r) with
+     * r^2 exact (FMA) and r + r^2/2 a Fast2Sum pair. P1 = (P - 1/2) / r from the
+     * coefficients of af__poly_expf (its constant term is 1/2 in float). */
+    float rr = z * z;
+    float rrl = AF_FMAF(z, z, -rr);
+    float t = 0.5f * rr;
+    float hs = z + t;
+    float P1 = AF_FMAF(z, AF_FMAF(z, AF_FMAF(z, AF_FMAF(z, 1.98919813e-4f, 1.39345419e-3f),
+                       8.33331002e-3f), 4.16664568e-2f), 1.66666667e-1f);
+    float ls = ((z - hs) + t) + AF_FMAF(z * rr, P1, 0.5f * rrl);
+    int small = n == 0.0f;
+    h = small ? hs : h;
+    l = small ? ls : l;
+    float y = AF_FMAF(alpha, h, alpha * l);
+    return x == 0.0f ? alpha * x : y;
+#else
+    return (float)((double)alpha * af_expm1_lite((double)x));
 #endif
 }
 

@@ -88,7 +88,8 @@ OP_IDS = list(OPS)
 # Accuracy bounds (ULP of the result dtype) on the grid below. float32 activations are
 # computed in double and rounded once (<= 0.5 ulp measured, 1 allowed), except float32
 # tanh, computed in float lanes where FMA exists (0.982 ulp over all 2^32 inputs, see
-# test_float32_tanh_bit_patterns); the float64 bounds
+# test_float32_tanh_bit_patterns), and sigmoid, sigmoid', log_sigmoid', softplus', tanh'
+# and elu (float lanes with FMA, 0.78 / 0.61 ulp over all 2^32 inputs); the float64 bounds
 # are those measured by bench/accuracy.py on 1e8 inputs, rounded up (mish and the tanh
 # form of gelu's gradient are the worst, near the roots of their derivatives).
 FWD_ULP = {np.float32: 1.0, np.float64: 6.0}
@@ -643,6 +644,35 @@ def test_float32_tanh_bit_patterns(isa):
     x = np.concatenate([x, -x])
     ref = np.tanh(x.astype(np.float64))
     assert_ulp(mod.tanh(x), ref, np.float32, 1.0, x, f"{isa} tanh")
+
+
+@pytest.mark.parametrize("isa", actfast._dispatch.supported_variants())
+def test_float32_sigmoid_family_bit_patterns(isa):
+    """float32 sigmoid, sigmoid', log_sigmoid', softplus' and tanh' (float lanes with FMA,
+    double without) within 1 ulp on every bit pattern where the result turns subnormal
+    (|x| in [86.5, 88.5], where the exhaustive maximum of 0.78 ulp is; [43, 45] for tanh'),
+    and on every 997th bit pattern."""
+    mod = actfast._dispatch.load_variant(isa)
+
+    def patterns(a, b):
+        lo, hi = np.array([a, b], np.float32).view(np.uint32)
+        x = np.concatenate([np.arange(lo, hi + 1, dtype=np.uint32),
+                            np.arange(0, 0x7F800000, 997, dtype=np.uint32)]).view(np.float32)
+        return np.concatenate([x, -x])
+
+    x = patterns(86.5, 88.5)
+    xd = x.astype(np.float64)
+    one = np.ones_like(x)
+    s, sm = sc.expit(xd), sc.expit(-xd)
+    assert_ulp(mod.sigmoid(x), s, np.float32, 1.0, x, f"{isa} sigmoid")
+    assert_ulp(mod.sigmoid_grad(x, one), s * sm, np.float32, 1.0, x, f"{isa} sigmoid_grad")
+    assert_ulp(mod.log_sigmoid_grad(x, one), sm, np.float32, 1.0, x, f"{isa} log_sigmoid_grad")
+    sp = np.where(xd > 20, 1.0, s)
+    assert_ulp(mod.softplus_grad(x, one, 1.0, 20.0), sp, np.float32, 1.0, x, f"{isa} softplus_grad")
+    x = patterns(43.0, 45.0)
+    with np.errstate(over="ignore"):
+        ref = 1.0 / np.cosh(x.astype(np.float64)) ** 2
+    assert_ulp(mod.tanh_grad(x, np.ones_like(x)), ref, np.float32, 1.0, x, f"{isa} tanh_grad")
 
 
 def test_variants_agree_with_dispatched():

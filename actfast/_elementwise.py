@@ -641,6 +641,16 @@ def _silu_beta(name: str, beta: Any) -> tuple[float]:
     return (1.0,) if beta is _ONE else (_finite(name, "beta", beta),)
 
 
+def _silu_call(name: str, arrays: tuple[Any, ...], beta: Any, out: Any, where: Any) -> Any:
+    # beta = 1 runs the kernel without the parameter (a third faster; see PARAM_VARIANTS
+    # in src/_kernels.pyx.tp), any other beta silu_beta.
+    (b,) = _silu_beta(name, beta)
+    grad = name.endswith("_grad")
+    if b == 1.0:
+        return _call(_k.silu_grad if grad else _k.silu, name, arrays, (), out, where)
+    return _call(_k.silu_beta_grad if grad else _k.silu_beta, name, arrays, (b,), out, where)
+
+
 _ONE = 1.0
 _P_SILU = """
     beta : float, default 1.0
@@ -651,13 +661,13 @@ _P_SILU = """
 @_document("""SiLU (swish): ``x * sigmoid(beta * x)``, ``x * sigmoid(x)`` by default; the
     limits at +-inf (0 where ``beta * x -> -inf``).""", _P_SILU)
 def silu(x: ArrayLike, beta: float = _ONE, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.silu, "silu", (x,), _silu_beta("silu", beta), out, where)
+    return _silu_call("silu", (x,), beta, out, where)
 
 
 @_document("""Gradient of :func:`silu`: ``dy * silu'(beta * x)`` with
     ``silu'(u) = s * (1 + u * (1 - s))``, ``s = sigmoid(u)``.""", _P_SILU, grad=True)
 def silu_grad(x: ArrayLike, dy: ArrayLike, beta: float = _ONE, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.silu_grad, "silu_grad", (x, dy), _silu_beta("silu_grad", beta), out, where)
+    return _silu_call("silu_grad", (x, dy), beta, out, where)
 
 
 def _softplus_params(name: str, beta: float, threshold: float) -> tuple[float, float]:

@@ -488,11 +488,15 @@ cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     num = x if b >= 0 else af_expmul2(b, silu_beta_x_lo(x, beta, b), x)
     return 0.0 if b == -INFINITY else num / (1.0 + e)
 
-cdef inline floating silu(floating x, double beta) noexcept nogil:
+cdef inline floating silu_beta(floating x, double beta) noexcept nogil:
     if floating is float:
         return <float>silu_d(x, beta, True)
     else:
         return silu_d(x, beta, False)
+
+cdef inline floating silu(floating x) noexcept nogil:
+    # beta = 1, a constant: silu_d folds to x sigmoid(x) (see PARAM_VARIANTS).
+    return silu_beta(x, 1.0)
 
 cdef inline double silu_grad_d(double x, double xl) noexcept nogil:
     # silu'(x + xl), xl the low part of a double-double argument (0 for silu itself).
@@ -509,7 +513,7 @@ cdef inline double silu_grad_d(double x, double xl) noexcept nogil:
     d = af__root_silu_grad(t) if af_fabs(t) < 0.75 else d
     return (1.0 if x > 0 else 0.0) if af_fabs(x) == INFINITY else d
 
-cdef inline floating silu_grad(floating x, floating dy, double beta) noexcept nogil:
+cdef inline floating silu_beta_grad(floating x, floating dy, double beta) noexcept nogil:
     # d/dx x sigmoid(beta x) = silu'(beta x): the derivative of silu at the scaled input,
     # which for double input is taken as the double-double b + bl (see silu_d).
     cdef double b = silu_beta_x(x, beta)
@@ -517,6 +521,9 @@ cdef inline floating silu_grad(floating x, floating dy, double beta) noexcept no
         return <float>(dy * silu_grad_d(b, 0.0))
     else:
         return dy * silu_grad_d(b, silu_beta_x_lo(x, beta, b))
+
+cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
+    return silu_beta_grad(x, dy, 1.0)
 
 cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
     # PyTorch: x where beta*x > threshold, else log1p(exp(beta*x)) / beta, written as

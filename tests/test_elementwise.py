@@ -612,7 +612,10 @@ def _raw_params(name, params):
 
     sig = inspect.signature(getattr(actfast, name))
     skip = {"x", "out", "where", "approximate"}
-    return [params.get(p.name, p.default) for p in sig.parameters.values() if p.name not in skip]
+    values = [params.get(p.name, p.default) for p in sig.parameters.values() if p.name not in skip]
+    if name == "silu" and values == [1.0]:
+        return []      # silu's default beta runs the kernel without it (PARAM_VARIANTS)
+    return values
 
 
 @pytest.mark.parametrize("isa", actfast._dispatch.supported_variants())

@@ -266,7 +266,7 @@ def test_parameters_are_doubles_in_float32_loops():
     """A float32 input gets the exact double parameter (not float32(alpha)): selu's
     default result is the correctly rounded one, which float32 constants would miss."""
     k = actfast._dispatch.kernels
-    for name in ("selu", "silu", "hard_sigmoid", "hard_swish", "selu_grad_from_output"):
+    for name in ("selu", "silu_beta", "hard_sigmoid", "hard_swish", "selu_grad_from_output"):
         types = getattr(k, name).types
         assert any(t.startswith("f") and "d" in t.split("->")[0] for t in types), (name, types)
     x = np.float32(0.75)

@@ -363,7 +363,7 @@ def measure_sklearn(names: Sequence[str], *, rounds: int, progress: Progress | N
                     fitted[impl] = est.fit(X, y)
                     return
                 with actfast_sklearn.patched():
-                    patched[:] = [f"ACTIVATIONS[{name!r}]", f"DERIVATIVES[{name!r}]"]
+                    patched[:] = [f"ACTIVATIONS[{name!r}]", f"DERIVATIVES[{name!r}]", "AdamOptimizer.update_params"]
                     fitted[impl] = est.fit(X, y)
 
             def accuracy(impl, name=name, fitted=fitted):

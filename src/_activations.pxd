@@ -80,7 +80,7 @@ cdef extern from "actfast_vmath_poly.h" nogil:
     double AF_TANH_SHRINK_C, AF_TANH_SHRINK_Z0
 
 from cython cimport floating
-from libc.math cimport INFINITY, sqrt
+from libc.math cimport INFINITY, sqrt, nextafterf
 
 # ---------------------------------------------------------------------------------------
 # Elementary functions, dispatched on the fused type at compile time.
@@ -165,6 +165,17 @@ cdef inline bint hard_sigmoid_at_least_1(double x, double alpha, double beta) no
     cdef double k = hard_sigmoid_kink1(alpha, beta)
     return x >= k if alpha > 0 else x <= k
 
+# float input compares with the kinks in float lanes (double compares halve the vector
+# width: hard_sigmoid_grad took 2.2x the time): x <= k exactly when x <= the largest
+# float <= k, and so on. The bounds are loop invariants.
+cdef inline float float_at_most(double k) noexcept nogil:
+    cdef float f = <float>k
+    return nextafterf(f, -INFINITY) if <double>f > k else f
+
+cdef inline float float_at_least(double k) noexcept nogil:
+    cdef float f = <float>k
+    return nextafterf(f, INFINITY) if <double>f < k else f
+
 cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcept nogil:
     # clamp(alpha x + beta, 0, 1); float input in double (x + 3 is then exact and the
     # division rounds once).
@@ -175,7 +186,14 @@ cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcep
 
 cdef inline floating hard_sigmoid_grad(floating x, floating dy, double alpha, double beta) noexcept nogil:
     # dy * alpha strictly between the kinks, 0 at and beyond them (PyTorch: -3 < x < 3).
-    cdef bint inside = not (hard_sigmoid_at_most_0(x, alpha, beta) | hard_sigmoid_at_least_1(x, alpha, beta))
+    cdef double k0 = hard_sigmoid_kink0(alpha, beta), k1 = hard_sigmoid_kink1(alpha, beta)
+    cdef double lo = k0 if k0 < k1 else k1
+    cdef double hi = k1 if k0 < k1 else k0
+    cdef bint inside
+    if floating is float:
+        inside = (x > float_at_most(lo)) & (x < float_at_least(hi))
+    else:
+        inside = (x > lo) & (x < hi)
     return (<floating>(dy * alpha) if inside else <floating>0) if x == x else x
 
 cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept nogil:
@@ -201,11 +219,16 @@ cdef inline floating hard_swish_grad(floating x, floating dy, double alpha, doub
     # (x = -1.5 for the defaults: 65536 ulp in float).
     cdef double d = 1.0 / alpha
     cdef double slope = (2.0 * <double>x + beta * d) / d
+    cdef double k0 = hard_sigmoid_kink0(alpha, beta), k1 = hard_sigmoid_kink1(alpha, beta)
+    cdef bint zero, one
+    cdef float k0_lo = float_at_most(k0), k0_hi = float_at_least(k0)   # computed unconditionally:
+    cdef float k1_lo = float_at_most(k1), k1_hi = float_at_least(k1)   # then they are hoisted
     if x != x:
         return x
     if floating is float:
-        return <float>0 if hard_sigmoid_at_most_0(x, alpha, beta) else (
-            dy if hard_sigmoid_at_least_1(x, alpha, beta) else <float>(dy * slope))
+        zero = (x <= k0_lo) if alpha > 0 else (x >= k0_hi)
+        one = (x >= k1_hi) if alpha > 0 else (x <= k1_lo)
+        return <float>0 if zero else (dy if one else <float>(dy * slope))
     else:
         return <double>0 if hard_sigmoid_at_most_0(x, alpha, beta) else (
             dy if hard_sigmoid_at_least_1(x, alpha, beta) else dy * slope)

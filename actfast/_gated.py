@@ -214,8 +214,32 @@ def glu(x: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = True) -> 
     ndarray
         ``x[..., :n] * sigmoid(x[..., n:])`` (for ``axis=-1``, n half the axis' size).
     """
-    _, a, b = _halves("glu", x, axis)
+    x, a, b = _halves("glu", x, axis)
+    rows = _rows_of_halves(x, axis, out, a.shape, where)
+    if rows is not None:
+        y = np.empty(a.shape, x.dtype) if out is None else out
+        _k._dense_gated_epilogue(rows, None, y.reshape(rows.shape[0], -1), _k.GATED_INDEX["glu_pair"], 0.0, False)
+        return y
     return _call(_k.glu_pair, "glu", (b, a), (), out, where)
+
+
+def _rows_of_halves(x: Any, axis: Any, out: Any, out_shape: tuple[int, ...], where: Any) -> np.ndarray | None:
+    """x as C-contiguous (rows, 2n) rows when glu can run on the dense layer's row loop:
+    the halves of a row-major array along its last axis are not one block, so the ufunc
+    would get them one row at a time, each below the parallel threshold (a (1000, 2000)
+    float32 x: 1.8 ms on one thread, against 0.6 ms for PyTorch). The row loop takes the
+    pool and computes the same values with the same span. ``out`` may be None or a
+    C-contiguous array of ``out_shape`` and x's dtype that does not overlap x. None: use
+    the ufunc."""
+    if not (where is True and isinstance(x, np.ndarray) and x.ndim >= 2
+            and x.dtype in (_FLOAT32, _FLOAT64) and x.flags.c_contiguous and x.flags.aligned
+            and int(axis) % x.ndim == x.ndim - 1 and x.size >= 16384):
+        return None
+    if out is not None and not (isinstance(out, np.ndarray) and out.shape == out_shape and out.dtype == x.dtype
+                                and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable
+                                and not np.may_share_memory(out, x)):
+        return None
+    return x.reshape(-1, x.shape[-1])
 
 
 def _dx_dtype(name: str, arrays: tuple[Any, ...]) -> tuple[np.dtype, np.dtype | None]:
@@ -275,6 +299,14 @@ def glu_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None, wh
     if not fits:
         raise ValueError(f"actfast.{name}: dy has shape {np.shape(dy)}, expected the forward result's "
                          f"shape {half} (x {tuple(x.shape)} with axis {axis} halved)")
+    rows = _rows_of_halves(x, axis, out, tuple(x.shape), where)
+    if (rows is not None and isinstance(dy, np.ndarray) and dy.dtype == x.dtype and dy.shape == half
+            and dy.flags.c_contiguous and dy.flags.aligned and (out is None or not np.may_share_memory(out, dy))):
+        dx = np.empty(x.shape, x.dtype) if out is None else out
+        db = np.empty(x.shape[-1], x.dtype)      # the row loop also sums dz (the bias gradient)
+        _k._dense_gated_dz(dy.reshape(rows.shape[0], -1), rows, dx.reshape(rows.shape), db,
+                           _k.GATED_INDEX["glu_pair_grad"], 0.0, False)
+        return dx
     bf16 = None
     if out is None:
         dt, bf16 = _dx_dtype(name, (x, dy))

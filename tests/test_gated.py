@@ -643,3 +643,32 @@ def test_every_supported_variant_is_accurate(isa):
             floor = UNITS[unit][6] * np.abs(dy.astype(np.float64) * value)
             assert_ulp(dg, rdg, dtype, GRAD_ULP[dtype], gate, f"{isa} {unit} dgate", floor)
             assert_ulp(dv, rdv, dtype, GRAD_ULP[dtype], gate, f"{isa} {unit} dvalue")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 512), (3, 50, 400), (8, 2048)])
+def test_glu_row_path_is_the_ufunc_bit_for_bit(dtype, shape):
+    """glu/glu_grad on a C-contiguous x along its last axis run the dense layer's row loop
+    on the pool (actfast._gated._rows_of_halves); the results are the ufunc's, on 1 and
+    2 threads, with and without out=."""
+    from _helpers import same_on_1_and_2_threads
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype) * 4
+    n = shape[-1] // 2
+    dy = rng.standard_normal(shape[:-1] + (n,)).astype(dtype)
+    k = actfast._dispatch.kernels
+    want_y = k.glu_pair(x[..., n:], x[..., :n])
+    want_dx = actfast.glu_grad(x, dy, where=np.ones(dy.shape, bool))      # where= takes the ufunc path
+
+    def run():
+        out_y, out_dx = np.full(dy.shape, np.nan, dtype), np.full(shape, np.nan, dtype)
+        return (actfast.glu(x), actfast.glu_grad(x, dy), actfast.glu(x, out=out_y), actfast.glu_grad(x, dy, out=out_dx))
+
+    y, dx, y_out, dx_out = same_on_1_and_2_threads(run, "glu rows")
+    for got, want in ((y, want_y), (y_out, want_y), (dx, want_dx), (dx_out, want_dx)):
+        np.testing.assert_array_equal(got, want)
+    # out overlapping x falls back to the ufunc and is still right
+    xx = x.copy()
+    actfast.glu_grad(xx, dy, out=xx)
+    np.testing.assert_array_equal(xx, want_dx)

@@ -35,6 +35,70 @@ def _call_pair(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tupl
     return _call(ufunc, name, arrays, params, out, where)
 
 
+def _root(a: np.ndarray) -> Any:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.base if a.base is not None else a
+
+
+def _packed_halves(gate: Any, value: Any, out: Any, where: Any) -> tuple[np.ndarray, bool] | None:
+    """(z, gate_first) when ``gate`` and ``value`` are the two halves along the last axis
+    of one C-contiguous (..., 2n) array (``h[..., :n], h[..., n:]``, the layout of a
+    fused projection), with z that array as (rows, 2n). The ufunc would get such halves
+    one row at a time, each below the parallel threshold; the dense layer's gated row
+    loop takes the pool and computes the same values with the same span. None: use the
+    ufunc (also for ``out=``/``where=``, and small arrays)."""
+    if not (out is None and where is True and isinstance(gate, np.ndarray) and isinstance(value, np.ndarray)):
+        return None
+    if (gate.dtype != value.dtype or gate.dtype not in (_FLOAT32, _FLOAT64) or gate.shape != value.shape
+            or gate.ndim < 1 or gate.size < 16384 or gate.strides != value.strides):
+        return None
+    n, it = gate.shape[-1], gate.itemsize
+    stride = it
+    for k in range(gate.ndim - 1, -1, -1):          # the strides of a half of a C-contiguous (..., 2n)
+        if gate.strides[k] != stride and gate.shape[k] > 1:
+            return None
+        stride *= 2 * n if k == gate.ndim - 1 else gate.shape[k]
+    off = value.ctypes.data - gate.ctypes.data
+    if abs(off) != n * it or _root(gate) is not _root(value):
+        return None
+    first = gate if off > 0 else value
+    z = np.lib.stride_tricks.as_strided(first, shape=(gate.size // n, 2 * n), strides=(2 * n * it, it),
+                                        writeable=False)
+    return z, off > 0
+
+
+def _gated_forward(name: str, kernel: str, ufunc: np.ufunc, gate: Any, value: Any, params: tuple[float, ...],
+                   out: Any, where: Any) -> Any:
+    packed = _packed_halves(gate, value, out, where)
+    if packed is None:
+        return _call(ufunc, name, (gate, value), params, out, where)
+    z, gate_first = packed
+    y = np.empty(gate.shape, gate.dtype)
+    _k._dense_gated_epilogue(z, None, y.reshape(z.shape[0], -1), _k.GATED_INDEX[kernel],
+                             params[0] if params else 0.0, gate_first)
+    return y
+
+
+def _gated_grad(name: str, kernel: str, ufunc: np.ufunc, gate: Any, value: Any, dy: Any,
+                params: tuple[float, ...], out: Any, where: Any) -> tuple[Any, Any]:
+    """The gradient ufunc, or for packed halves (see _packed_halves) the row loop, whose
+    (dgate, dvalue) are then the two halves of one (..., 2n) array, in z's layout."""
+    packed = _packed_halves(gate, value, out, where)
+    if (packed is None or not isinstance(dy, np.ndarray) or dy.dtype != gate.dtype or dy.shape != gate.shape
+            or not dy.flags.c_contiguous):
+        return _call_pair(ufunc, name, (gate, value, dy), params, out, where)
+    z, gate_first = packed
+    n = gate.shape[-1]
+    dz = np.empty(z.shape, gate.dtype)
+    db = np.empty(2 * n, gate.dtype)             # the row loop also sums dz (the bias gradient)
+    _k._dense_gated_dz(dy.reshape(z.shape[0], n), z, dz, db, _k.GATED_INDEX[kernel + "_grad"],
+                       params[0] if params else 0.0, gate_first)
+    dz = dz.reshape(gate.shape[:-1] + (2 * n,))
+    first, second = dz[..., :n], dz[..., n:]
+    return (first, second) if gate_first else (second, first)
+
+
 def _beta(name: str, beta: Any) -> float:
     return _finite(name, "beta", beta)
 
@@ -111,7 +175,7 @@ _P_APPROXIMATE = """
     taken to its limit 0 at ``beta * gate = -inf``; float32 input is computed in double
     and rounded once.""", _P_BETA, ret="gate * sigmoid(beta * gate) * value", template=_GATED)
 def swiglu(gate: ArrayLike, value: ArrayLike, beta: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.swiglu, "swiglu", (gate, value), (_beta("swiglu", beta),), out, where)
+    return _gated_forward("swiglu", "swiglu", _k.swiglu, gate, value, (_beta("swiglu", beta),), out, where)
 
 
 @_document("""Gradient of :func:`swiglu`: ``(dgate, dvalue)`` with ``t = beta * gate``,
@@ -123,7 +187,8 @@ def swiglu(gate: ArrayLike, value: ArrayLike, beta: float = 1.0, *, out: Any = N
     ``t = +inf`` and ``-inf``.""", _P_BETA, ret="", template=_GATED_GRAD)
 def swiglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, beta: float = 1.0, *,
                 out: Any = None, where: Any = True) -> tuple[Any, Any]:
-    return _call_pair(_k.swiglu_grad, "swiglu_grad", (gate, value, dy), (_beta("swiglu_grad", beta),), out, where)
+    return _gated_grad("swiglu_grad", "swiglu", _k.swiglu_grad, gate, value, dy, (_beta("swiglu_grad", beta),),
+                       out, where)
 
 
 @_document("""GEGLU: ``geglu(gate, value) = gelu(gate) * value``.
@@ -135,7 +200,7 @@ def swiglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, beta: float = 
 def geglu(gate: ArrayLike, value: ArrayLike, approximate: str = "none", *, out: Any = None,
           where: Any = True) -> Any:
     fwd, _ = _geglu_kernels("geglu", approximate)
-    return _call(fwd, "geglu", (gate, value), (), out, where)
+    return _gated_forward("geglu", fwd.__name__, fwd, gate, value, (), out, where)
 
 
 @_document("""Gradient of :func:`geglu`: ``dgate = dy * value * gelu'(gate)``,
@@ -143,8 +208,8 @@ def geglu(gate: ArrayLike, value: ArrayLike, approximate: str = "none", *, out: 
     "tanh" the derivative of the tanh form.""", _P_APPROXIMATE, ret="", template=_GATED_GRAD)
 def geglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, approximate: str = "none", *,
                out: Any = None, where: Any = True) -> tuple[Any, Any]:
-    _, grad = _geglu_kernels("geglu_grad", approximate)
-    return _call_pair(grad, "geglu_grad", (gate, value, dy), (), out, where)
+    fwd, grad = _geglu_kernels("geglu_grad", approximate)
+    return _gated_grad("geglu_grad", fwd.__name__, grad, gate, value, dy, (), out, where)
 
 
 @_document("""ReGLU: ``reglu(gate, value) = relu(gate) * value = max(gate, 0) * value``.
@@ -152,7 +217,7 @@ def geglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, approximate: st
     NaN propagates (``0 * NaN`` is NaN, as ``F.relu(gate) * value``).""",
            ret="relu(gate) * value", template=_GATED)
 def reglu(gate: ArrayLike, value: ArrayLike, *, out: Any = None, where: Any = True) -> Any:
-    return _call(_k.reglu, "reglu", (gate, value), (), out, where)
+    return _gated_forward("reglu", "reglu", _k.reglu, gate, value, (), out, where)
 
 
 @_document("""Gradient of :func:`reglu`: ``dgate = dy * value * (gate > 0)``,
@@ -163,7 +228,7 @@ def reglu(gate: ArrayLike, value: ArrayLike, *, out: Any = None, where: Any = Tr
     gives NaN.""", ret="", template=_GATED_GRAD)
 def reglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, *, out: Any = None,
                where: Any = True) -> tuple[Any, Any]:
-    return _call_pair(_k.reglu_grad, "reglu_grad", (gate, value, dy), (), out, where)
+    return _gated_grad("reglu_grad", "reglu", _k.reglu_grad, gate, value, dy, (), out, where)
 
 
 # --------------------------------------------------------------------------------------

@@ -672,3 +672,32 @@ def test_glu_row_path_is_the_ufunc_bit_for_bit(dtype, shape):
     xx = x.copy()
     actfast.glu_grad(xx, dy, out=xx)
     np.testing.assert_array_equal(xx, want_dx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,kw", [("swiglu", {"beta": 1.3}), ("geglu", {}), ("geglu", {"approximate": "tanh"}),
+                                     ("reglu", {})])
+def test_packed_halves_take_the_row_loop_bit_for_bit(dtype, name, kw):
+    """gate and value as the halves of one C-contiguous (..., 2n) array (either order)
+    run on the dense layer's row loop (actfast._gated._packed_halves); the results are
+    the ufunc's on 1 and 2 threads. Halves of different arrays, or not adjacent, take
+    the ufunc."""
+    from _helpers import same_on_1_and_2_threads
+
+    rng = np.random.default_rng(12)
+    h = (rng.standard_normal((4, 30, 600)) * 3).astype(dtype)
+    first, second = h[..., :300], h[..., 300:]
+    dy = rng.standard_normal(first.shape).astype(dtype)
+    f, fg = getattr(actfast, name), getattr(actfast, name + "_grad")
+    ones = np.ones(first.shape, bool)
+    for gate, value in ((first, second), (second, first)):
+        want = f(gate, value, **kw, where=ones, out=np.zeros_like(dy))     # where=: the ufunc path
+        want_g = fg(gate, value, dy, **kw, where=ones, out=(np.zeros_like(dy), np.zeros_like(dy)))
+        y, dg, dv = same_on_1_and_2_threads(lambda: (f(gate, value, **kw), *fg(gate, value, dy, **kw)), name)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(dg, want_g[0])
+        np.testing.assert_array_equal(dv, want_g[1])
+    assert actfast._gated._packed_halves(first, second, None, True) is not None
+    assert actfast._gated._packed_halves(first, h[..., 1:301], None, True) is None            # overlapping
+    assert actfast._gated._packed_halves(first, second.copy(), None, True) is None            # two arrays
+    assert actfast._gated._packed_halves(h[:, ::2, :300], h[:, ::2, 300:], None, True) is None  # rows skipped

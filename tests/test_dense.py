@@ -12,6 +12,8 @@ import pytest
 import actfast
 from actfast import Dense, dense, dense_grad, dense_saves
 
+from _helpers import sgd_regression_losses
+
 dense_mod = importlib.import_module("actfast.dense")
 
 SQRT2 = math.sqrt(2.0)
@@ -474,21 +476,9 @@ def test_layer_errors():
 
 def test_sgd_lowers_loss():
     """Two layers, a few SGD steps on a small regression: the loss goes down."""
-    rng = np.random.default_rng(13)
-    x = rng.standard_normal((128, 4))
-    target = np.sin(x @ np.array([1.0, -2.0, 0.5, 1.5]))[:, None]
     l1 = Dense(4, 32, "tanh", init="glorot_uniform", dtype=np.float64, rng=1)
     l2 = Dense(32, 1, None, init="glorot_normal", dtype=np.float64, rng=2)
-    losses = []
-    for _ in range(30):
-        pred = l2.forward(l1.forward(x))
-        err = pred - target
-        losses.append(float(np.mean(err**2)))
-        g = l2.backward(2 * err / len(x))
-        l1.backward(g, compute_dx=False)
-        for layer in (l1, l2):
-            for k in layer.params:
-                layer.params[k] -= 0.1 * layer.grads[k]
+    losses = sgd_regression_losses(l1, l2, steps=30, lr=0.1)
     assert losses[-1] < 0.7 * losses[0], losses
 
 

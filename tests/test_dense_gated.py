@@ -13,6 +13,8 @@ import actfast
 from actfast import Dense, dense, dense_grad, dense_saves
 from actfast.dense import _resolve
 
+from _helpers import sgd_regression_losses
+
 K = actfast._dispatch.kernels
 
 # (activation, params)
@@ -275,19 +277,7 @@ def test_layer_forward_backward_matches_functions(name, params):
 @pytest.mark.parametrize(("name", "params"), GATED, ids=IDS)
 def test_sgd_lowers_loss(name, params):
     """A gated hidden layer and a linear head, SGD on a small regression."""
-    rng = np.random.default_rng(13)
-    x = rng.standard_normal((128, 4))
-    target = np.sin(x @ np.array([1.0, -2.0, 0.5, 1.5]))[:, None]
     l1 = Dense(4, 16, name, init="glorot_uniform", dtype=np.float64, rng=1, **params)
     l2 = Dense(16, 1, None, init="glorot_normal", dtype=np.float64, rng=2)
-    losses = []
-    for _ in range(150):
-        pred = l2.forward(l1.forward(x))
-        err = pred - target
-        losses.append(float(np.mean(err**2)))
-        g = l2.backward(2 * err / len(x))
-        l1.backward(g, compute_dx=False)
-        for layer in (l1, l2):
-            for k in layer.params:
-                layer.params[k] -= 0.2 * layer.grads[k]
+    losses = sgd_regression_losses(l1, l2, steps=150, lr=0.2)
     assert losses[-1] < 0.8 * losses[0], losses

@@ -175,7 +175,10 @@ _P_APPROXIMATE = """
     taken to its limit 0 at ``beta * gate = -inf``; float32 input is computed in double
     and rounded once.""", _P_BETA, ret="gate * sigmoid(beta * gate) * value", template=_GATED)
 def swiglu(gate: ArrayLike, value: ArrayLike, beta: float = 1.0, *, out: Any = None, where: Any = True) -> Any:
-    return _gated_forward("swiglu", "swiglu", _k.swiglu, gate, value, (_beta("swiglu", beta),), out, where)
+    b = _beta("swiglu", beta)
+    if b == 1.0:    # the kernel without the parameter (a fifth faster; see PARAM_VARIANTS)
+        return _gated_forward("swiglu", "swiglu", _k.swiglu, gate, value, (), out, where)
+    return _gated_forward("swiglu", "swiglu_beta", _k.swiglu_beta, gate, value, (b,), out, where)
 
 
 @_document("""Gradient of :func:`swiglu`: ``(dgate, dvalue)`` with ``t = beta * gate``,
@@ -187,8 +190,10 @@ def swiglu(gate: ArrayLike, value: ArrayLike, beta: float = 1.0, *, out: Any = N
     ``t = +inf`` and ``-inf``.""", _P_BETA, ret="", template=_GATED_GRAD)
 def swiglu_grad(gate: ArrayLike, value: ArrayLike, dy: ArrayLike, beta: float = 1.0, *,
                 out: Any = None, where: Any = True) -> tuple[Any, Any]:
-    return _gated_grad("swiglu_grad", "swiglu", _k.swiglu_grad, gate, value, dy, (_beta("swiglu_grad", beta),),
-                       out, where)
+    b = _beta("swiglu_grad", beta)
+    if b == 1.0:
+        return _gated_grad("swiglu_grad", "swiglu", _k.swiglu_grad, gate, value, dy, (), out, where)
+    return _gated_grad("swiglu_grad", "swiglu_beta", _k.swiglu_beta_grad, gate, value, dy, (b,), out, where)
 
 
 @_document("""GEGLU: ``geglu(gate, value) = gelu(gate) * value``.

@@ -220,8 +220,8 @@ def _resolve(fname: str, activation: Any, params: dict[str, Any], require: bool 
     p.update({k: 0.0 for k in missing})   # dense_saves: the answer does not depend on them
     p0, p1 = check(fname, p)
     kernel = {"glu": "glu_pair", "rrelu": "leaky_relu"}.get(name, name)
-    if name == "silu" and p0 != 1.0:
-        kernel = "silu_beta"         # see actfast._elementwise._silu_call
+    if name in ("silu", "swiglu") and p0 != 1.0:
+        kernel = name + "_beta"      # see actfast._elementwise._silu_call
     if name in ("gelu", "geglu"):
         approximate = p["approximate"]
         if isinstance(approximate, str) and approximate == "tanh":

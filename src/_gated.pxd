@@ -9,7 +9,8 @@ Every gated unit is ``value * g(gate)`` for a scalar gate function g:
 ufunc          g(gate)                     public function
 =============  ==========================  ===========================================
 glu_pair       sigmoid(gate)               glu (F.glu: the second half is the gate)
-swiglu         gate * sigmoid(beta gate)   swiglu (ONNX SwiGLU's alpha is beta)
+swiglu         gate * sigmoid(gate)        swiglu (beta = 1)
+swiglu_beta    gate * sigmoid(beta gate)   swiglu (beta != 1; ONNX SwiGLU's alpha)
 geglu          gelu(gate)                  geglu(approximate="none")
 geglu_tanh     tanh-approximate gelu       geglu(approximate="tanh")
 reglu          relu(gate)                  reglu
@@ -85,7 +86,7 @@ cdef inline void glu_pair_grad(floating gate, floating value, floating dy,
 # swiglu: gate * sigmoid(beta * gate) * value
 # ---------------------------------------------------------------------------------------
 
-cdef inline floating swiglu(floating gate, floating value, floating beta) noexcept nogil:
+cdef inline floating swiglu_beta(floating gate, floating value, floating beta) noexcept nogil:
     # act.silu_d is gate * sigmoid(beta gate), beta gate carried as a double-double for
     # double input (14 ulp at beta gate = -17 without it).
     if floating is float:
@@ -93,8 +94,8 @@ cdef inline floating swiglu(floating gate, floating value, floating beta) noexce
     else:
         return act.silu_d(gate, beta, False) * value
 
-cdef inline void swiglu_grad(floating gate, floating value, floating dy, floating beta,
-                             floating *dgate, floating *dvalue) noexcept nogil:
+cdef inline void swiglu_beta_grad(floating gate, floating value, floating dy, floating beta,
+                                  floating *dgate, floating *dvalue) noexcept nogil:
     # d/dgate [gate sigmoid(beta gate)] is silu'(t) at t = beta gate (act.silu_grad_d).
     cdef double t = act.silu_beta_x(gate, beta)
     if floating is float:
@@ -103,6 +104,15 @@ cdef inline void swiglu_grad(floating gate, floating value, floating dy, floatin
     else:
         dgate[0] = (dy * value) * act.silu_grad_d(t, act.silu_beta_x_lo(gate, beta, t))
         dvalue[0] = act.silu_d(gate, beta, False) * dy
+
+
+cdef inline floating swiglu(floating gate, floating value) noexcept nogil:
+    # beta = 1, a constant: beta gate folds to gate (the kernel of the default beta).
+    return swiglu_beta(gate, value, <floating>1)
+
+cdef inline void swiglu_grad(floating gate, floating value, floating dy, floating *dgate,
+                             floating *dvalue) noexcept nogil:
+    swiglu_beta_grad(gate, value, dy, <floating>1, dgate, dvalue)
 
 
 # ---------------------------------------------------------------------------------------

@@ -624,7 +624,8 @@ def test_docstrings_state_the_formula():
         assert "(dgate, dvalue)" in f.__doc__ and "one pass" in f.__doc__
     for name in ("glu", "glu_grad", "swiglu", "swiglu_grad", "geglu", "geglu_grad", "reglu", "reglu_grad"):
         assert name in actfast.__all__
-    assert K.swiglu_grad.nin == 4 and K.swiglu_grad.nout == 2
+    assert K.swiglu_grad.nin == 3 and K.swiglu_grad.nout == 2              # beta = 1
+    assert K.swiglu_beta_grad.nin == 4 and K.swiglu_beta_grad.nout == 2    # any other beta
     assert K.reglu.nin == 2 and K.reglu.nout == 1
 
 
@@ -634,8 +635,8 @@ def test_every_supported_variant_is_accurate(isa):
     for dtype in DTYPES:
         gate = grid(dtype, 401)
         value, dy = values_for(gate)
-        for unit, kname, params in (("glu", "glu_pair", ()), ("swiglu_beta", "swiglu", (1.75,)),
-                                    ("geglu", "geglu", ()), ("geglu_tanh", "geglu_tanh", ()),
+        for unit, kname, params in (("glu", "glu_pair", ()), ("swiglu_beta", "swiglu_beta", (1.75,)),
+                                    ("swiglu", "swiglu", ()), ("geglu", "geglu", ()), ("geglu_tanh", "geglu_tanh", ()),
                                     ("reglu", "reglu", ())):
             ref, rdg, rdv = reference(unit, gate, value, dy)
             assert_ulp(getattr(mod, kname)(gate, value, *params), ref, dtype, FWD_ULP[dtype], gate, f"{isa} {unit}")

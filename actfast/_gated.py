@@ -41,17 +41,26 @@ def _root(a: np.ndarray) -> Any:
     return a.base if a.base is not None else a
 
 
-def _packed_halves(gate: Any, value: Any, out: Any, where: Any) -> tuple[np.ndarray, bool] | None:
+def _packed_halves(gate: Any, value: Any, out: Any, where: Any,
+                   out_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, bool] | None:
     """(z, gate_first) when ``gate`` and ``value`` are the two halves along the last axis
     of one C-contiguous (..., 2n) array (``h[..., :n], h[..., n:]``, the layout of a
-    fused projection), with z that array as (rows, 2n). The ufunc would get such halves
-    one row at a time, each below the parallel threshold; the dense layer's gated row
-    loop takes the pool and computes the same values with the same span. None: use the
-    ufunc (also for ``out=``/``where=``, and small arrays)."""
-    if not (out is None and where is True and isinstance(gate, np.ndarray) and isinstance(value, np.ndarray)):
+    fused projection, and glu's halves of x), with z that array as (rows, 2n). The ufunc
+    would get such halves one row at a time, each below the parallel threshold; the
+    dense layer's gated row loop takes the pool and computes the same values with the
+    same span. ``out`` must be None, or, where the caller names ``out_shape``, a
+    C-contiguous array of that shape and the dtype, apart from the halves. None: use the
+    ufunc (also for ``where=`` and small arrays)."""
+    if not (where is True and isinstance(gate, np.ndarray) and isinstance(value, np.ndarray)):
         return None
     if (gate.dtype != value.dtype or gate.dtype not in (_FLOAT32, _FLOAT64) or gate.shape != value.shape
-            or gate.ndim < 1 or gate.size < 16384 or gate.strides != value.strides):
+            or gate.ndim < 1 or gate.size < 16384 or gate.strides != value.strides
+            or not (gate.flags.aligned and value.flags.aligned)):
+        return None
+    if out is not None and not (out_shape is not None and isinstance(out, np.ndarray) and out.shape == out_shape
+                                and out.dtype == gate.dtype and out.flags.c_contiguous and out.flags.aligned
+                                and out.flags.writeable and not np.may_share_memory(out, gate)
+                                and not np.may_share_memory(out, value)):
         return None
     n, it = gate.shape[-1], gate.itemsize
     stride = it
@@ -285,31 +294,13 @@ def glu(x: ArrayLike, axis: int = -1, *, out: Any = None, where: Any = True) -> 
         ``x[..., :n] * sigmoid(x[..., n:])`` (for ``axis=-1``, n half the axis' size).
     """
     x, a, b = _halves("glu", x, axis)
-    rows = _rows_of_halves(x, axis, out, a.shape, where)
-    if rows is not None:
+    packed = _packed_halves(b, a, out, where, out_shape=a.shape)     # the gate is the second half
+    if packed is not None:
+        z = packed[0]
         y = np.empty(a.shape, x.dtype) if out is None else out
-        _k._dense_gated_epilogue(rows, None, y.reshape(rows.shape[0], -1), _k.GATED_INDEX["glu_pair"], 0.0, False)
+        _k._dense_gated_epilogue(z, None, y.reshape(z.shape[0], -1), _k.GATED_INDEX["glu_pair"], 0.0, False)
         return y
     return _call(_k.glu_pair, "glu", (b, a), (), out, where)
-
-
-def _rows_of_halves(x: Any, axis: Any, out: Any, out_shape: tuple[int, ...], where: Any) -> np.ndarray | None:
-    """x as C-contiguous (rows, 2n) rows when glu can run on the dense layer's row loop:
-    the halves of a row-major array along its last axis are not one block, so the ufunc
-    would get them one row at a time, each below the parallel threshold (a (1000, 2000)
-    float32 x: 1.8 ms on one thread, against 0.6 ms for PyTorch). The row loop takes the
-    pool and computes the same values with the same span. ``out`` may be None or a
-    C-contiguous array of ``out_shape`` and x's dtype that does not overlap x. None: use
-    the ufunc."""
-    if not (where is True and isinstance(x, np.ndarray) and x.ndim >= 2
-            and x.dtype in (_FLOAT32, _FLOAT64) and x.flags.c_contiguous and x.flags.aligned
-            and int(axis) % x.ndim == x.ndim - 1 and x.size >= 16384):
-        return None
-    if out is not None and not (isinstance(out, np.ndarray) and out.shape == out_shape and out.dtype == x.dtype
-                                and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable
-                                and not np.may_share_memory(out, x)):
-        return None
-    return x.reshape(-1, x.shape[-1])
 
 
 def _dx_dtype(name: str, arrays: tuple[Any, ...]) -> tuple[np.dtype, np.dtype | None]:
@@ -369,12 +360,13 @@ def glu_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None, wh
     if not fits:
         raise ValueError(f"actfast.{name}: dy has shape {np.shape(dy)}, expected the forward result's "
                          f"shape {half} (x {tuple(x.shape)} with axis {axis} halved)")
-    rows = _rows_of_halves(x, axis, out, tuple(x.shape), where)
-    if (rows is not None and isinstance(dy, np.ndarray) and dy.dtype == x.dtype and dy.shape == half
+    packed = _packed_halves(b, a, out, where, out_shape=tuple(x.shape))
+    if (packed is not None and isinstance(dy, np.ndarray) and dy.dtype == x.dtype and dy.shape == half
             and dy.flags.c_contiguous and dy.flags.aligned and (out is None or not np.may_share_memory(out, dy))):
+        z = packed[0]                            # x itself as (rows, 2n): dx has its layout
         dx = np.empty(x.shape, x.dtype) if out is None else out
         db = np.empty(x.shape[-1], x.dtype)      # the row loop also sums dz (the bias gradient)
-        _k._dense_gated_dz(dy.reshape(rows.shape[0], -1), rows, dx.reshape(rows.shape), db,
+        _k._dense_gated_dz(dy.reshape(z.shape[0], -1), z, dx.reshape(z.shape), db,
                            _k.GATED_INDEX["glu_pair_grad"], 0.0, False)
         return dx
     bf16 = None

@@ -650,7 +650,7 @@ def test_every_supported_variant_is_accurate(isa):
 @pytest.mark.parametrize("shape", [(64, 512), (3, 50, 400), (8, 2048)])
 def test_glu_row_path_is_the_ufunc_bit_for_bit(dtype, shape):
     """glu/glu_grad on a C-contiguous x along its last axis run the dense layer's row loop
-    on the pool (actfast._gated._rows_of_halves); the results are the ufunc's, on 1 and
+    on the pool (actfast._gated._packed_halves); the results are the ufunc's, on 1 and
     2 threads, with and without out=."""
     from _helpers import same_on_1_and_2_threads
 

@@ -463,6 +463,8 @@ def test_float16_is_float32_rounded_once(unit):
     g2, v2, d2 = gate[::-3], value[::-3], dy[::-3]
     np.testing.assert_array_equal(fwd(unit, g2, v2), fwd(unit, g2.astype(np.float32), v2.astype(np.float32))
                                   .astype(np.float16))
+    for got, want in zip(grad(unit, g2, v2, d2), grad(unit, *(a.astype(np.float32) for a in (g2, v2, d2)))):
+        np.testing.assert_array_equal(got, want.astype(np.float16))
 
 
 @pytest.mark.parametrize("unit", ["swiglu", "geglu_tanh", "reglu", "glu"])

@@ -38,7 +38,8 @@ def fit(name, f, a, b, deg, T):
 
 
 ln2h = mp.log(2) / 2
-sq = lambda z: mp.sqrt(z)
+def sq(z):
+    return mp.sqrt(z)
 
 
 def expq(r):  # (exp(r) - 1 - r) / r^2

@@ -378,7 +378,8 @@ def measure_sklearn(names: Sequence[str], *, rounds: int, progress: Progress | N
                     for i in impls}
             calls = []
             for i in impls:
-                call = (lambda i=i: fit(i))
+                def call(i=i):
+                    fit(i)
                 try:
                     call()             # a warm-up that must not raise
                 except Exception as exc:  # noqa: BLE001 - report, don't crash the whole run

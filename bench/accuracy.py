@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,13 @@ REF = {
     "tanh_shrink_grad": lambda m, x: m.tanh(x) ** 2,
     "squareplus": _squareplus,
     "squareplus_grad": _squareplus_grad,
+    # threshold(x, 0.5, -2), hard_shrink and soft_shrink with lambd = 0.5 (SHRINK_ARGS)
+    "threshold": lambda m, x: _w(x <= 0.5, -2 * m.one, x),
+    "threshold_grad": lambda m, x: _w(x > 0.5, m.one, 0 * m.one),
+    "hard_shrink": lambda m, x: _w((x >= -0.5) & (x <= 0.5), 0 * m.one, x),
+    "hard_shrink_grad": lambda m, x: _w((x >= -0.5) & (x <= 0.5), 0 * m.one, m.one),
+    "soft_shrink": lambda m, x: _w(x > 0.5, x - 0.5, _w(x < -0.5, x + 0.5, 0 * m.one)),
+    "soft_shrink_grad": lambda m, x: _w((x >= -0.5) & (x <= 0.5), 0 * m.one, m.one),
 }
 
 
@@ -229,9 +237,11 @@ def _gelu_tanh_grad(m, x):
 # ----------------------------------------------------------------------------------------
 
 PARAMS = {"leaky_relu": 0.01}
+# The parameters of the ops that have no defaults worth testing alone (exact in both dtypes).
+SHRINK_ARGS = {"threshold": (0.5, -2.0), "hard_shrink": (0.5,), "soft_shrink": (0.5,)}
 BASE = ["relu", "relu6", "leaky_relu", "hard_tanh", "hard_sigmoid", "hard_swish", "softsign", "elu",
         "selu", "celu", "sigmoid", "log_sigmoid", "silu", "softplus", "mish", "tanh", "gelu", "gelu_tanh",
-        "tanh_shrink", "squareplus"]
+        "tanh_shrink", "squareplus", "threshold", "hard_shrink", "soft_shrink"]
 ALL_OPS = [n for b in BASE for n in (b, b + "_grad")]
 
 
@@ -242,7 +252,8 @@ def actfast_fn(op):
         f = af.gelu_grad if grad else af.gelu
         return (lambda x: f(x, np.ones_like(x), approximate="tanh")) if grad else (lambda x: f(x, approximate="tanh"))
     f = getattr(af, op)
-    return (lambda x: f(x, np.ones_like(x))) if grad else f
+    extra = SHRINK_ARGS.get(base, ())
+    return (lambda x: f(x, np.ones_like(x), *extra)) if grad else (lambda x: f(x, *extra))
 
 
 def numpy_fn(op):
@@ -299,6 +310,12 @@ def numpy_fn(op):
         "tanh_shrink_grad": lambda x: np.tanh(x) ** 2,
         "squareplus": lambda x: (x + np.sqrt(x * x + 4)) / 2,
         "squareplus_grad": lambda x: (1 + x / np.sqrt(x * x + 4)) / 2,
+        "threshold": lambda x: np.where(x <= 0.5, x.dtype.type(-2), x),
+        "threshold_grad": lambda x: np.where(x > 0.5, x.dtype.type(1), x.dtype.type(0)),
+        "hard_shrink": lambda x: np.where(np.abs(x) <= 0.5, x.dtype.type(0), x),
+        "hard_shrink_grad": lambda x: np.where(np.abs(x) <= 0.5, x.dtype.type(0), x.dtype.type(1)),
+        "soft_shrink": lambda x: np.sign(x) * np.maximum(np.abs(x) - x.dtype.type(0.5), 0),
+        "soft_shrink_grad": lambda x: np.where(np.abs(x) <= 0.5, x.dtype.type(0), x.dtype.type(1)),
     }
     return table[op]
 
@@ -313,7 +330,8 @@ def torch_fn(op):
         "softsign": F.softsign, "elu": F.elu, "selu": F.selu, "celu": F.celu, "sigmoid": torch.sigmoid,
         "log_sigmoid": F.logsigmoid, "silu": F.silu, "softplus": F.softplus, "mish": F.mish,
         "tanh": torch.tanh, "gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-        "tanh_shrink": F.tanhshrink,
+        "tanh_shrink": F.tanhshrink, "threshold": lambda t: F.threshold(t, 0.5, -2.0),
+        "hard_shrink": lambda t: F.hardshrink(t, 0.5), "soft_shrink": lambda t: F.softshrink(t, 0.5),
     }.get(base)
     if fw is None:       # no PyTorch op (squareplus)
         return None
@@ -332,20 +350,38 @@ def torch_fn(op):
 # ----------------------------------------------------------------------------------------
 
 
-def ulp_err(y, ref, dtype):
-    """|y - ref| in ulps of dtype at ref; y in dtype, ref in float64 or longdouble."""
+def ulp_err(y, ref, dtype, root=None, x=None):
+    """|y - ref| in ulps of dtype at ref; y in dtype, ref in float64 or longdouble.
+
+    With ``root`` (a root of the op's f'), within 0.5 of it the error is measured in ulps
+    of max(|ref|, 1) (issue 11's convention: a derivative near its root is small only
+    because of cancellation in f' itself)."""
     fi = np.finfo(dtype)
     y = y.astype(ref.dtype)
     with np.errstate(all="ignore"):
-        rr = ref.astype(dtype).astype(ref.dtype)       # ref rounded to the output dtype
-        _, e = np.frexp(ref)
-        e = np.maximum(e - 1, fi.minexp) - (fi.nmant)
-        ulp = np.ldexp(np.ones_like(ref), e)
+        scale = np.abs(ref)
+        if root is not None:
+            scale = np.where((np.abs(x.astype(ref.dtype) - root) < 0.5) & (scale < 1), 1, scale)
+        if ref.dtype == np.float64:
+            # ulp from the exponent bits (frexp and ldexp are two slow passes each)
+            e = (scale.view(np.uint64) >> np.uint64(52)).astype(np.int64) - 1023
+            e = np.maximum(e, fi.minexp) - fi.nmant
+            ulp = ((e + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
+        else:
+            _, e = np.frexp(scale)
+            e = np.maximum(e - 1, fi.minexp) - (fi.nmant)
+            ulp = np.ldexp(np.ones_like(scale), e)
         err = np.abs(y - ref) / ulp
-        nan_y, nan_r = np.isnan(y), np.isnan(ref)
-        err = np.where(nan_y | nan_r, np.where(nan_y & nan_r, 0, np.inf), err)
-        inf_case = np.isinf(y) | np.isinf(rr)
-        err = np.where(inf_case & ~(nan_y | nan_r), np.where(y == rr, 0, np.inf), err)
+        # NaN and infinities, rare: fixed up where they are
+        special = np.flatnonzero(~np.isfinite(err) | np.isinf(y) | (np.abs(ref) > fi.max))
+        if special.size:
+            ys, rs = y[special], ref[special]
+            rr = rs.astype(dtype).astype(ref.dtype)       # ref rounded to the output dtype
+            nan_y, nan_r = np.isnan(ys), np.isnan(rs)
+            es = np.where(nan_y | nan_r, np.where(nan_y & nan_r, 0, np.inf), err[special])
+            inf_case = (np.isinf(ys) | np.isinf(rr)) & ~(nan_y | nan_r)
+            es = np.where(inf_case, np.where(ys == rr, 0, np.inf), es)
+            err[special] = es
     return err.astype(np.float64)
 
 
@@ -358,12 +394,14 @@ class Acc:
     def add(self, err, x, keep=48):
         if err.size == 0:
             return
+        i = int(np.argmax(err))
+        if len(self.top) >= keep and err[i] <= self.top[-1][0]:
+            return                      # nothing here among the worst kept so far
         k = min(keep, err.size)
         idx = np.argpartition(err, -k)[-k:]
         for i in idx:
             self.top.append((float(err[i]), x[i]))
         self.top = sorted(self.top, key=lambda t: -t[0])[:keep]
-        i = int(np.argmax(err))
         if err[i] > self.max:
             self.max, self.x = float(err[i]), x[i]
 
@@ -385,7 +423,12 @@ def ref_values(op, m, x, dtype):
         else:
             r = f(m, x)
         # NaN in x propagates to the value and to the gradient (actfast's rule)
-        return np.where(np.isnan(x), x, r)
+        nan = np.flatnonzero(np.isnan(x))
+        if nan.size == 0:
+            return r
+        r = np.array(np.broadcast_to(r, x.shape), dtype=x.dtype)
+        r[nan] = x[nan]
+        return r
 
 
 MPNS = MP if mp is not None else None
@@ -418,20 +461,29 @@ def confirm(op, acc: Acc, dtype):
     xs = np.array([t[1] for t in acc.top], dtype=dtype)
     y = actfast_fn(op)(xs)
     ref = mp_ref(op, xs, dtype)
-    return float(np.max(ulp_err(y, ref, dtype)))
+    root = ROOTS.get(op) if dtype == np.float32 else None
+    return float(np.max(ulp_err(y, ref, dtype, root, xs)))
 
 
 # ----------------------------------------------------------------------------------------
 # Input generators
 # ----------------------------------------------------------------------------------------
 
-def f32_chunks(stride, chunk=1 << 24):
-    total = 1 << 32
-    step = chunk * stride
-    for start in range(0, total, step):
-        bits = np.arange(start, min(total, start + step), stride, dtype=np.uint64).astype(np.uint32)
-        x = bits.view(np.float32)
-        yield x
+F32_CHUNK = 1 << 20   # 8 MB float64 temporaries: the NumPy passes stay in cache
+
+
+def f32_chunk_starts(stride, chunk=F32_CHUNK):
+    return range(0, 1 << 32, chunk * stride)
+
+
+def f32_chunk(start, stride, chunk=F32_CHUNK):
+    stop = min(1 << 32, start + chunk * stride)
+    return np.arange(start, stop, stride, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+def f32_chunks(stride, chunk=F32_CHUNK):
+    for start in f32_chunk_starts(stride, chunk):
+        yield f32_chunk(start, stride, chunk)
 
 
 EDGE64 = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308, 1e-300, -1e-300,
@@ -465,26 +517,15 @@ def f64_chunks(n, seed=12345, chunk=1 << 22):
 # ----------------------------------------------------------------------------------------
 
 
-def run(op, dtype, args):
+def measure(op, dtype, args, chunks):
+    """The error accumulators of actfast (and the peers) over ``chunks`` of inputs."""
     fa, fn, ft = actfast_fn(op), numpy_fn(op), (torch_fn(op) if args.torch else None)
     accs = {"actfast": Acc(), "numpy": Acc(), "torch": Acc() if ft else None}
     n = 0
     base = op[:-5] if op.endswith("_grad") else op
-    t0 = time.time()
-    if dtype == np.float32:
-        chunks = f32_chunks(args.stride)
-        m = NP64
-    else:
-        chunks = f64_chunks(args.n64 if base != "gelu" and base != "gelu" else args.n64)
-        m = LD
+    m = NP64 if dtype == np.float32 else LD
     use_mp64 = dtype == np.float64 and base == "gelu"
-    if use_mp64:
-        # no long-double ndtr: mpmath on a subset
-        def mp_chunks():
-            it = f64_chunks(args.mp_n, seed=777, chunk=1 << 14)
-            for x in it:
-                yield x
-        chunks = mp_chunks()
+    root = ROOTS.get(op) if dtype == np.float32 else None
     for x in chunks:
         with np.errstate(all="ignore"):
             if use_mp64:
@@ -492,21 +533,64 @@ def run(op, dtype, args):
             else:
                 xr = x.astype(np.float64 if dtype == np.float32 else np.longdouble)
                 big = 1e300 if dtype == np.float32 else np.longdouble("1e4000")
-                xr = np.where(np.isinf(xr), np.copysign(big, xr), xr)
+                inf = np.flatnonzero(np.isinf(xr))
+                xr[inf] = np.copysign(big, xr[inf])
                 ref = ref_values(op, m, xr, dtype)
-                ref = np.broadcast_to(ref, x.shape).astype(xr.dtype)
+                if np.shape(ref) != x.shape or np.asarray(ref).dtype != xr.dtype:
+                    ref = np.broadcast_to(ref, x.shape).astype(xr.dtype)
                 if dtype == np.float64 and op in ROOTS and mp is not None:
                     near = np.abs(x - ROOTS[op]) < ROOT_NEAR
                     if near.any():
                         ref = ref.copy()
                         ref[near] = mp_ref(op, x[near], np.float64)
             y = fa(x)
-            accs["actfast"].add(ulp_err(y, ref, dtype), x)
+            accs["actfast"].add(ulp_err(y, ref, dtype, root, x), x)
             if args.compare:
-                accs["numpy"].add(ulp_err(np.asarray(fn(x)).astype(dtype), ref, dtype), x)
+                accs["numpy"].add(ulp_err(np.asarray(fn(x)).astype(dtype), ref, dtype, root, x), x)
                 if ft:
-                    accs["torch"].add(ulp_err(ft(x).astype(dtype), ref, dtype), x)
+                    accs["torch"].add(ulp_err(ft(x).astype(dtype), ref, dtype, root, x), x)
         n += x.size
+    return n, accs
+
+
+def _measure_f32_starts(job):
+    """A worker's share of the float32 bit patterns (for --jobs > 1)."""
+    op, args, starts = job
+    return measure(op, np.float32, args, (f32_chunk(s, args.stride) for s in starts))
+
+
+def merge(parts):
+    n = sum(p[0] for p in parts)
+    accs = parts[0][1]
+    for _, other in parts[1:]:
+        for k, acc in accs.items():
+            if acc is None:
+                continue
+            o = other[k]
+            acc.top = sorted(acc.top + o.top, key=lambda t: -t[0])[:48]
+            if o.max > acc.max:
+                acc.max, acc.x = o.max, o.x
+    return n, accs
+
+
+def run(op, dtype, args):
+    t0 = time.time()
+    base = op[:-5] if op.endswith("_grad") else op
+    if dtype == np.float32 and args.jobs > 1:
+        # interleaved shares, so that every worker gets its part of every range of x
+        starts = list(f32_chunk_starts(args.stride))
+        jobs = [(op, args, starts[j::args.jobs * 4]) for j in range(args.jobs * 4)]
+        import multiprocessing as mproc
+        with mproc.get_context("fork").Pool(args.jobs) as pool:
+            n, accs = merge(pool.map(_measure_f32_starts, jobs, chunksize=1))
+    else:
+        if dtype == np.float32:
+            chunks = f32_chunks(args.stride)
+        elif base == "gelu":       # no long-double ndtr: mpmath on a subset
+            chunks = f64_chunks(args.mp_n, seed=777, chunk=1 << 14)
+        else:
+            chunks = f64_chunks(args.n64)
+        n, accs = measure(op, dtype, args, chunks)
     conf = confirm(op, accs["actfast"], dtype) if args.confirm else None
     return n, accs, conf, time.time() - t0
 
@@ -522,7 +606,9 @@ def main():
     p.add_argument("--no-compare", dest="compare", action="store_false", help="skip NumPy/PyTorch")
     p.add_argument("--no-torch", dest="torch", action="store_false")
     p.add_argument("--no-confirm", dest="confirm", action="store_false", help="skip mpmath re-check")
-    p.add_argument("--threads", type=int, default=1, help="actfast threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="actfast threads per process (default 1)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="float32: worker processes sharing the bit patterns (default: the CPU count)")
     args = p.parse_args()
     args.stride = args.stride or (251 if args.quick else 1)
     args.n64 = int(args.n64 or (2e6 if args.quick else 1e8))

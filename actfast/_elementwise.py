@@ -14,7 +14,7 @@ to bfloat16, as the float16 loops do.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, NoReturn, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -84,15 +84,27 @@ def _unsupported_dtype_error(name: str, arrays: tuple[Any, ...], exc: Exception)
     return exc
 
 
+def _raise_unsupported(name: str, arrays: tuple[Any, ...], exc: TypeError) -> NoReturn:
+    err = _unsupported_dtype_error(name, arrays, exc)
+    if err is exc:
+        raise exc
+    raise err from exc
+
+
 def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[float, ...],
           out: Any, where: Any) -> Any:
-    # This runs on every call: keep the common case (float arrays, no where=) short, it
-    # is most of the cost of a call on a small array.
+    # This runs on every call: keep the common case (float arrays, no out= or where=)
+    # short, it is most of the cost of a call on a small array.
+    dt = getattr(arrays[0], "dtype", None)
+    if out is None and where is True and dt is not None and dt.kind == "f":
+        try:
+            return ufunc(*arrays, *params)
+        except TypeError as exc:
+            _raise_unsupported(name, arrays, exc)
     if out is None:
         kwargs = {} if where is True else {"where": where}
     else:
         kwargs = {"out": out} if where is True else {"out": out, "where": where}
-    dt = getattr(arrays[0], "dtype", None)
     bf16 = None
     if dt is None or dt.kind != "f":
         # NumPy's loop search would send int8/int16/bool to the float16/float32 loops
@@ -107,10 +119,7 @@ def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[flo
     try:
         result = ufunc(*arrays, *params, **kwargs)
     except TypeError as exc:
-        err = _unsupported_dtype_error(name, arrays, exc)
-        if err is exc:
-            raise
-        raise err from exc
+        _raise_unsupported(name, arrays, exc)
     if bf16 is not None and out is None:
         result = result.astype(bf16) if ufunc.nout == 1 else tuple(r.astype(bf16) for r in result)
     return result
@@ -817,10 +826,7 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
     try:
         result = gufunc(*arrays, **kwargs)
     except TypeError as exc:
-        err = _unsupported_dtype_error(name, arrays, exc)
-        if err is exc:
-            raise
-        raise err from exc
+        _raise_unsupported(name, arrays, exc)
     except np.exceptions.AxisError as exc:
         raise type(exc)(f"actfast.{name}: axis {axis} is out of bounds for the input") from exc
     if half is not None and out is None:

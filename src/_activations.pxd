@@ -432,10 +432,14 @@ cdef inline floating selu_grad(floating x, floating dy, double alpha, double sca
         v = dy * ((scale * alpha) * af_exp(x))
         return dy * scale if x > 0 else v
 
+# float celu and celu': x / alpha as x * (1 / alpha) in double, the reciprocal a loop
+# invariant: no division per element (a double division per 8 lanes was most of the time
+# of celu'), and the product's relative error (<= 2^-52) does not show in a float result.
+
 cdef inline floating celu(floating x, floating alpha) noexcept nogil:
     cdef double v
     if floating is float:
-        v = alpha * af_expm1_lite(<double>x / alpha)
+        v = alpha * af_expm1_lite(<double>x * (1.0 / <double>alpha))
         return x if x > 0 else <float>v
     else:
         v = alpha * af_expm1(x / alpha)
@@ -444,7 +448,7 @@ cdef inline floating celu(floating x, floating alpha) noexcept nogil:
 cdef inline floating celu_grad(floating x, floating dy, floating alpha) noexcept nogil:
     cdef double v
     if floating is float:
-        v = dy * af_exp_lite(<double>x / alpha)
+        v = dy * af_exp_lite(<double>x * (1.0 / <double>alpha))
         return dy if x > 0 else <float>v
     else:
         v = dy * af_exp(x / alpha)

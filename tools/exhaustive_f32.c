@@ -46,6 +46,15 @@ static double r_tanh_grad(double x, double p) { (void)p; return 4 * r_sigmoid_gr
 static double r_log_sigmoid_grad(double x, double p) { (void)p; return r_sigmoid(-x, 0); }
 static double r_softplus_grad(double x, double p) { double b = (double)(float)p; return b * x > 20 ? 1.0 : r_sigmoid(b * x, 0); }
 static double r_elu(double x, double p) { return x > 0 ? x : (double)(float)p * expm1(x); }
+/* -- the exp family in double, rounded once (celu, celu' with x * (1/alpha); elu', selu,
+ * selu' as before), for their figures: p = alpha (selu: p scales the default alpha) -- */
+#define SELU_A 1.6732632423543772848170429916717
+#define SELU_S 1.0507009873554804934193349852946
+static double r_celu(double x, double p) { double a = (double)(float)p; return x > 0 ? x : a * expm1(x / a); }
+static double r_celu_grad(double x, double p) { return x > 0 ? 1.0 : exp(x / (double)(float)p); }
+static double r_elu_grad(double x, double p) { return x > 0 ? 1.0 : (double)(float)p * exp(x); }
+static double r_selu(double x, double p) { return x > 0 ? SELU_S * x : SELU_S * (p * SELU_A) * expm1(x); }
+static double r_selu_grad(double x, double p) { return x > 0 ? SELU_S : SELU_S * (p * SELU_A) * exp(x); }
 
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
@@ -60,6 +69,32 @@ static float f_softplus_grad(float x, double p)
     return b * x > 20.0f ? 1.0f : af_softplus_gradf(x, 1.0f, b);
 }
 static float f_elu(float x, double p) { return x > 0.0f ? x : af_alpha_expm1f(x, (float)p); }
+static float f_celu(float x, double p)
+{
+    float a = (float)p;
+    double v = (double)a * af_expm1_lite((double)x * (1.0 / (double)a));
+    return x > 0.0f ? x : (float)v;
+}
+static float f_celu_grad(float x, double p)
+{
+    double v = 1.0 * af_exp_lite((double)x * (1.0 / (double)(float)p));
+    return x > 0.0f ? 1.0f : (float)v;
+}
+static float f_elu_grad(float x, double p)
+{
+    double v = 1.0 * ((double)(float)p * af_exp_lite((double)x));
+    return x > 0.0f ? 1.0f : (float)v;
+}
+static float f_selu(float x, double p)
+{
+    double v = (SELU_S * (p * SELU_A)) * af_expm1_lite((double)x);
+    return (float)(x > 0.0f ? SELU_S * (double)x : v);
+}
+static float f_selu_grad(float x, double p)
+{
+    double v = 1.0 * ((SELU_S * (p * SELU_A)) * af_exp_lite((double)x));
+    return (float)(x > 0.0f ? SELU_S : v);
+}
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -142,6 +177,11 @@ RUN_FOR(tanh_grad)
 RUN_FOR(log_sigmoid_grad)
 RUN_FOR(softplus_grad)
 RUN_FOR(elu)
+RUN_FOR(celu)
+RUN_FOR(celu_grad)
+RUN_FOR(elu_grad)
+RUN_FOR(selu)
+RUN_FOR(selu_grad)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -150,6 +190,11 @@ static const op_t OPS[] = {
     OP(log_sigmoid_grad, 0, NAN),
     OP(softplus_grad, 1.0, NAN),
     OP(elu, 1.0, NAN),
+    OP(celu, 1.0, NAN),
+    OP(celu_grad, 1.0, NAN),
+    OP(elu_grad, 1.0, NAN),
+    OP(selu, 1.0, NAN),
+    OP(selu_grad, 1.0, NAN),
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

@@ -749,6 +749,7 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
  * Without hardware FMA (the x86-64 baseline, where af__exp_pairf's pairs are not exact)
  * the terms and the outputs are computed in double (af_exp_lite, 1e-11 relative) and
  * rounded once: the same results to within the rounding of the last bit. */
+#include <stddef.h>                             /* ptrdiff_t */
 
 /* x - mh - ml as hi + *lo (|lo| <= ulp(hi)/2 up to ~2^-24 |ml|): TwoSum of x - mh, the
  * small ml folded in, renormalised by a second TwoSum (when |mh| is large ml can exceed

@@ -142,6 +142,18 @@ static inline double af_smx_sum2f(const float *h, const float *l, ptrdiff_t n)
     for (ptrdiff_t i = 0; i < n; i++) s += (double)h[i] + (double)l[i];
     return s;
 }
+static inline double af_smx_dotf(const float *a, const float *b, ptrdiff_t n)
+{
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+    return s;
+}
+static inline double af_smx_sumf(const float *a, ptrdiff_t n)
+{
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)a[i];
+    return s;
+}
 /* ---- end of softmax rows ---- */
 #endif
 

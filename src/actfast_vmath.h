@@ -907,6 +907,39 @@ AF_INLINE double af_smx_sum2f(const float *h, const float *l, ptrdiff_t n)
     }
     return s[0] + (double)t[0];
 }
+/* <a, b> and sum(a) in double for the gradients' row reductions (float32 only; the
+ * float64 ones keep af_dot_d / af_sum_d): 32 lanes, as af_smx_sum2f, where
+ * af_dot_f's 8 wait on one vector add chain (float64 results do not change). */
+AF_INLINE double af_smx_dotf(const float *a, const float *b, ptrdiff_t n)
+{
+    double s[32];
+    ptrdiff_t i = 0;
+    int k;
+    for (k = 0; k < 32; k++) s[k] = 0.0;
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) s[k] += (double)a[i + k] * (double)b[i + k];
+    for (; i < n; i++) s[0] += (double)a[i] * (double)b[i];
+    for (k = 16; k > 0; k >>= 1) {
+        int j;
+        for (j = 0; j < k; j++) s[j] += s[j + k];
+    }
+    return s[0];
+}
+AF_INLINE double af_smx_sumf(const float *a, ptrdiff_t n)
+{
+    double s[32];
+    ptrdiff_t i = 0;
+    int k;
+    for (k = 0; k < 32; k++) s[k] = 0.0;
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) s[k] += (double)a[i + k];
+    for (; i < n; i++) s[0] += (double)a[i];
+    for (k = 16; k > 0; k >>= 1) {
+        int j;
+        for (j = 0; j < k; j++) s[j] += s[j + k];
+    }
+    return s[0];
+}
 /* ==== end of softmax rows ==== */
 
 #endif /* ACTFAST_VMATH_H */

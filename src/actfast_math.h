@@ -113,17 +113,15 @@ static inline void af_smx_rcpf(double s, float *rh, float *rl)
     *rh = (float)r;
     *rl = (float)(r - (double)*rh);
 }
-static inline float af_smx_logf(float x, float mh, float ml)
+static inline float af_smx_logf(float x, float m, float lh, float ll)
 {
-    return (float)(((double)x - (double)mh) - (double)ml);
+    return (float)((((double)x - (double)m) - (double)lh) - (double)ll);
 }
-static inline void af_smx_shiftf(float m, double s, double k, float *mh, float *ml, double *L)
+static inline void af_smx_lsef(double s, double k, float *lh, float *ll)
 {
     double l = log1p((k - 1.0) + s);
-    float h = (float)((double)m + l);
-    *mh = h;
-    *ml = (float)(((double)m - (double)h) + l);
-    *L = l;
+    *lh = (float)l;
+    *ll = (float)(l - (double)*lh);
 }
 static inline float af_smx_maxf(const float *x, ptrdiff_t n, uint32_t sgn)
 {

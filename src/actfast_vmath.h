@@ -737,8 +737,8 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
  * the plain exp(x - m) / s in float: x - m rounds (by up to 2^-18 for |x - m| ~ 100,
  * which exp turns into a relative error of 2^-18, 30+ ulp), and exp, the stored e and
  * the quotient each round again.
- *  - x - m and x - (m + L) are carried as exact float pairs (TwoSum; m + L as the float
- *    pair mh + ml, formed in double per row) and handed to af__exp_pairf's low input;
+ *  - x - m is carried as an exact float pair (TwoSum), handed to af__exp_pairf's low
+ *    input (softmax) or followed by a second TwoSum with L's float pair (log_softmax);
  *  - the sum for L takes the pair 2^n (ph + pl) of each term, in double (hi) and a
  *    second double sum (lo); entries equal to m are counted, not summed, so that
  *    L = log1p((k - 1) + S') keeps its relative accuracy when one entry dominates
@@ -750,21 +750,6 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
  * the terms and the outputs are computed in double (af_exp_lite, 1e-11 relative) and
  * rounded once: the same results to within the rounding of the last bit. */
 #include <stddef.h>                             /* ptrdiff_t */
-
-/* x - mh - ml as hi + *lo (|lo| <= ulp(hi)/2 up to ~2^-24 |ml|): TwoSum of x - mh, the
- * small ml folded in, renormalised by a second TwoSum (when |mh| is large ml can exceed
- * ulp(x - mh), so Fast2Sum's ordering is not guaranteed). x finite, x - mh finite. */
-AF_INLINE float af__smx_zpairf(float x, float mh, float ml, float *lo)
-{
-    float s = x - mh;
-    float bb = s - x;
-    float e = (x - (s - bb)) + (-mh - bb);
-    float t = e - ml;
-    float h = s + t;
-    float b2 = h - s;
-    *lo = (s - (h - b2)) + (t - b2);
-    return h;
-}
 
 /* exp(x - m) for log_softmax's row sum, as th + *tl (0 where x == m, which the caller counts, and
  * where x - m < -69: below 2^-99 a term does not show in a sum >= 1). x <= m, m finite. */
@@ -841,26 +826,36 @@ AF_INLINE void af_smx_rcpf(double s, float *rh, float *rl)
     *rl = (float)(r - (double)h);
 }
 
-/* x - mh - ml, rounded once; -inf for x = -inf. */
-AF_INLINE float af_smx_logf(float x, float mh, float ml)
+/* log_softmax: (x - m) - (lh + ll), rounded once; -inf for x = -inf. x - m = s1 + e1 and
+ * s1 - lh = s2 + e2 are exact TwoSums, so the only roundings before the last are those
+ * of the small e1 + e2 - ll and of L's pair (2^-48 relative): where x = m the result is
+ * -(lh + ll) rounded once, L's own relative accuracy (subtracting m + L as one float
+ * pair instead rounds its low part at the ulp of m: 0.73 ulp measured). */
+AF_INLINE float af_smx_logf(float x, float m, float lh, float ll)
 {
-    float d = x - mh;
+    float d = x - m;
     int ok = d > -AF__INFF;
-    float zl;
-    float zh = af__smx_zpairf(ok ? x : mh, mh, ml, &zl);
-    return ok ? zh + zl : d;
+    float xs = ok ? x : m;
+    float s1 = xs - m;
+    float b1 = s1 - xs;
+    float e1 = (xs - (s1 - b1)) + (-m - b1);
+    float s2 = s1 - lh;
+    float b2 = s2 - s1;
+    float e2 = (s1 - (s2 - b2)) + (-lh - b2);
+    float r = s2 + ((e1 + e2) - ll);
+    return ok ? r : d;
 }
 
-/* The per-row pair mh + ml = m + L, L = log1p((k - 1) + s), from the double sum s of
- * the terms and the count k >= 1 of entries equal to m. */
-AF_INLINE void af_smx_shiftf(float m, double s, double k, float *mh, float *ml, double *L)
+/* L = log1p((k - 1) + s) for the double sum s of the terms below the maximum and the
+ * count k >= 1 of entries at it, as the float pair lh + ll. */
+AF_INLINE void af_smx_lsef(double s, double k, float *lh, float *ll)
 {
     double l = af_log1p((k - 1.0) + s);
-    float h = (float)((double)m + l);
-    *mh = h;
-    *ml = (float)(((double)m - (double)h) + l);
-    *L = l;
+    float h = (float)l;
+    *lh = h;
+    *ll = (float)(l - (double)h);
 }
+
 /* The maximum of a contiguous row (of -x where sgn = 0x80000000, softmin), NaN if it
  * holds a NaN: 32 running maxima (a single one is a chain of dependent selects that gcc
  * does not vectorise without -ffast-math), combined in a fixed order. The comparisons are

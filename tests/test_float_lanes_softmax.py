@@ -4,7 +4,8 @@ double forms without): rows of many lengths and scales, strided and reversed row
 special rows, masked rows, and no floating-point flags.
 
 The bounds are the measured maxima (bench: 15.4M elements of rows like these) with a
-small margin: softmax and softmin 0.63 ulp, log_softmax 0.74 ulp. The gradients from x
+small margin: softmax and softmin 0.63 ulp, log_softmax 0.68 ulp (with FMA; without,
+in double: 0.50 and 0.68). The gradients from x
 are measured in ulps of their condition scale y_j (|dy_j| + sum |dy y|) (softmax) or
 |dy_j| + y_j sum |dy| (log_softmax): where dy_j - <dy, y> cancels, the float32 softmax
 they start from (0.63 ulp) is all that limits them; the gradients from the output are
@@ -22,7 +23,7 @@ from _helpers import assert_ulp as _assert_ulp
 VARIANTS = actfast._dispatch.supported_variants()
 LENGTHS = [1, 2, 7, 16, 17, 100, 1000, 4096, 100000]
 SCALES = [1e-3, 1e-1, 1.0, 10.0, 100.0, 1e3]
-BOUND = {"softmax": 0.7, "softmin": 0.7, "log_softmax": 0.8}
+BOUND = {"softmax": 0.7, "softmin": 0.7, "log_softmax": 0.75}
 TINY = float(np.finfo(np.float32).tiny)
 
 

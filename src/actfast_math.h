@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Our own vectorisable implementations (actfast_vmath.h) are the default; build with
  * -DACTFAST_USE_LIBM (e.g. ACTFAST_CFLAGS=-DACTFAST_USE_LIBM) to get the C library's
@@ -85,6 +86,73 @@ static inline float af_tanh_gradf(float x, float dy)
     double e = exp(-2.0 * fabs((double)x));
     return (float)((double)dy * ((4.0 * e) / (e * (e + 2.0) + 1.0)));
 }
+/* ---- softmax rows (float): the double forms of actfast_vmath.h's af_smx_* ---- */
+static inline float af_smx_termf(float x, float m, float *tl)
+{
+    int keep = x - m > -69.0f && x != m;
+    double e = exp((double)(keep ? x : m) - (double)m);
+    float h = (float)e;
+    *tl = keep ? (float)(e - (double)h) : 0.0f;
+    return keep ? h : 0.0f;
+}
+static inline float af_smx_term64f(float x, float m, float *l)
+{
+    int ok = x - m > -104.0f;
+    double e = exp((double)(ok ? x : m) - (double)m) * 18446744073709551616.0;
+    float h = (float)e;
+    *l = ok ? (float)(e - (double)h) : 0.0f;
+    return ok ? h : 0.0f;
+}
+static inline float af_smx_scalef(float h, float l, float rh, float rl)
+{
+    return (float)(((double)h + (double)l) * ((double)rh + (double)rl) * 2.3283064365386963e-10);
+}
+static inline void af_smx_rcpf(double s, float *rh, float *rl)
+{
+    double r = 4294967296.0 / s;
+    *rh = (float)r;
+    *rl = (float)(r - (double)*rh);
+}
+static inline float af_smx_logf(float x, float m, float lh, float ll)
+{
+    return (float)((((double)x - (double)m) - (double)lh) - (double)ll);
+}
+static inline void af_smx_lsef(double s, double k, float *lh, float *ll)
+{
+    double l = log1p((k - 1.0) + s);
+    *lh = (float)l;
+    *ll = (float)(l - (double)*lh);
+}
+static inline float af_smx_maxf(const float *x, ptrdiff_t n, uint32_t sgn)
+{
+    float m = -(float)INFINITY;
+    int nan = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        float v = sgn ? -x[i] : x[i];
+        nan |= v != v;
+        m = isgreater(v, m) ? v : m;
+    }
+    return nan ? (float)NAN : m;
+}
+static inline double af_smx_sum2f(const float *h, const float *l, ptrdiff_t n)
+{
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)h[i] + (double)l[i];
+    return s;
+}
+static inline double af_smx_dotf(const float *a, const float *b, ptrdiff_t n)
+{
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+    return s;
+}
+static inline double af_smx_sumf(const float *a, ptrdiff_t n)
+{
+    double s = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) s += (double)a[i];
+    return s;
+}
+/* ---- end of softmax rows ---- */
 #endif
 
 /* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */

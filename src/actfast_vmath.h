@@ -728,4 +728,213 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
     return h;
 }
 
+/* ==== softmax rows in float lanes (softmax, log_softmax, softmin; _kernels.pyx.tp) ====
+ *
+ * softmax: y = e / s with each e = exp(x - m) kept as a float pair (scaled by 2^64) and
+ * 1/s as a float pair from the double sum, the product rounded once; log_softmax:
+ * (x - m) - L with L = log(sum exp(x - m)) taken once per row in double, subtracted
+ * exactly and rounded once. m is the row maximum. No division per element. Why not
+ * the plain exp(x - m) / s in float: x - m rounds (by up to 2^-18 for |x - m| ~ 100,
+ * which exp turns into a relative error of 2^-18, 30+ ulp), and exp, the stored e and
+ * the quotient each round again.
+ *  - x - m is carried as an exact float pair (TwoSum), handed to af__exp_pairf's low
+ *    input (softmax) or followed by a second TwoSum with L's float pair (log_softmax);
+ *  - the sum for L takes the pair 2^n (ph + pl) of each term, in double (hi) and a
+ *    second double sum (lo); entries equal to m are counted, not summed, so that
+ *    L = log1p((k - 1) + S') keeps its relative accuracy when one entry dominates
+ *    (log_softmax of that entry is -L, near 0);
+ *  - lanes where x - m is below the range (x = -inf, masked entries, exp < 2^-150) are
+ *    computed on (0, 0) and replaced by 0 after, so that no inf - inf is ever formed
+ *    (an invalid flag even in an unused lane).
+ * Without hardware FMA (the x86-64 baseline, where af__exp_pairf's pairs are not exact)
+ * the terms and the outputs are computed in double (af_exp_lite, 1e-11 relative) and
+ * rounded once: the same results to within the rounding of the last bit. */
+#include <stddef.h>                             /* ptrdiff_t */
+
+/* exp(x - m) for log_softmax's row sum, as th + *tl (0 where x == m, which the caller counts, and
+ * where x - m < -69: below 2^-99 a term does not show in a sum >= 1). x <= m, m finite. */
+AF_INLINE float af_smx_termf(float x, float m, float *tl)
+{
+    float d = x - m;
+    int ok = d > -69.0f;                        /* false for x = -inf */
+#if defined(AF_HAS_FMA)
+    float xs = ok ? x : m;
+    float zh = xs - m;                          /* TwoSum: x - m = zh + zl exactly */
+    float bb = zh - xs;
+    float zl = (xs - (zh - bb)) + (-m - bb);
+    float pl, n;
+    float ph = af__exp_pairf(zh, zl, &pl, &n);
+    float sc = af__pow2if(n);                   /* n in [-100, 0] */
+    float h = ph * sc, l = pl * sc;
+#else
+    double e = af_exp_lite((double)(ok ? x : m) - (double)m);
+    float h = (float)e;
+    float l = (float)(e - (double)h);
+#endif
+    int keep = ok && d != 0.0f;
+    *tl = keep ? l : 0.0f;
+    return keep ? h : 0.0f;
+}
+
+/* exp(x - m) 2^64 as the float pair h + *l, for softmax, which stores the terms (h in the
+ * output, l in a scratch row) and scales them by 1/sum in a last pass: the factor 2^64
+ * keeps every term that can show in a float result (x - m >= -104) a normal float, low
+ * part included, so that no subnormal rounding enters before the last product; below
+ * -104 the term is 0. x <= m, m finite. */
+AF_INLINE float af_smx_term64f(float x, float m, float *l)
+{
+    float d = x - m;
+    int ok = d > -104.0f;                       /* false for x = -inf */
+#if defined(AF_HAS_FMA)
+    float xs = ok ? x : m;
+    float zh = xs - m;                          /* TwoSum: x - m = zh + zl exactly */
+    float bb = zh - xs;
+    float zl = (xs - (zh - bb)) + (-m - bb);
+    float pl, n;
+    float ph = af__exp_pairf(zh, zl, &pl, &n);
+    float sc = af__pow2if(n + 64.0f);           /* n + 64 in [-87, 64] */
+    float h = ph * sc, lo = pl * sc;
+#else
+    double e = af_exp_lite((double)(ok ? x : m) - (double)m) * 0x1p64;
+    float h = (float)e;
+    float lo = (float)(e - (double)h);
+#endif
+    *l = ok ? lo : 0.0f;
+    return ok ? h : 0.0f;
+}
+
+/* (h + l)(rh + rl) 2^-32 rounded once (up to ~2^-48 relative): a stored softmax term
+ * times the pair rh + rl = 2^32 / sum. The product is formed 2^32 above the result so that
+ * its small terms (~2^-24 of it) stay normal down to results of 2^-126 (formed at the
+ * result's own scale they would round to the subnormal grid: 1.4 ulp measured there);
+ * the final 2^-32 is exact for a normal result and rounds once more for a subnormal one. */
+AF_INLINE float af_smx_scalef(float h, float l, float rh, float rl)
+{
+#if defined(AF_HAS_FMA)
+    return AF_FMAF(h, rh, AF_FMAF(h, rl, l * rh)) * 0x1p-32f;
+#else
+    return (float)(((double)h + (double)l) * ((double)rh + (double)rl) * 0x1p-32);
+#endif
+}
+
+/* The pair rh + rl = 2^32 / s for the sum s (>= 2^64) of the scaled terms. */
+AF_INLINE void af_smx_rcpf(double s, float *rh, float *rl)
+{
+    double r = 0x1p32 / s;
+    float h = (float)r;
+    *rh = h;
+    *rl = (float)(r - (double)h);
+}
+
+/* log_softmax: (x - m) - (lh + ll), rounded once; -inf for x = -inf. x - m = s1 + e1 and
+ * s1 - lh = s2 + e2 are exact TwoSums, so the only roundings before the last are those
+ * of the small e1 + e2 - ll and of L's pair (2^-48 relative): where x = m the result is
+ * -(lh + ll) rounded once, L's own relative accuracy (subtracting m + L as one float
+ * pair instead rounds its low part at the ulp of m: 0.73 ulp measured). */
+AF_INLINE float af_smx_logf(float x, float m, float lh, float ll)
+{
+    float d = x - m;
+    int ok = d > -AF__INFF;
+    float xs = ok ? x : m;
+    float s1 = xs - m;
+    float b1 = s1 - xs;
+    float e1 = (xs - (s1 - b1)) + (-m - b1);
+    float s2 = s1 - lh;
+    float b2 = s2 - s1;
+    float e2 = (s1 - (s2 - b2)) + (-lh - b2);
+    float r = s2 + ((e1 + e2) - ll);
+    return ok ? r : d;
+}
+
+/* L = log1p((k - 1) + s) for the double sum s of the terms below the maximum and the
+ * count k >= 1 of entries at it, as the float pair lh + ll. */
+AF_INLINE void af_smx_lsef(double s, double k, float *lh, float *ll)
+{
+    double l = af_log1p((k - 1.0) + s);
+    float h = (float)l;
+    *lh = h;
+    *ll = (float)(l - (double)h);
+}
+
+/* The maximum of a contiguous row (of -x where sgn = 0x80000000, softmin), NaN if it
+ * holds a NaN: 32 running maxima (a single one is a chain of dependent selects that gcc
+ * does not vectorise without -ffast-math), combined in a fixed order. The comparisons are
+ * quiet (isgreater; != is quiet already): a NaN entry raises no invalid flag. */
+AF_INLINE float af_smx_maxf(const float *x, ptrdiff_t n, uint32_t sgn)
+{
+    float mx[32], nn[32];
+    ptrdiff_t i = 0;
+    int k, nan = 0;
+    for (k = 0; k < 32; k++) { mx[k] = -AF__INFF; nn[k] = 0.0f; }
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) {
+            float v = af__ffrom(af__fbits(x[i + k]) ^ sgn);
+            mx[k] = isgreater(v, mx[k]) ? v : mx[k];
+            nn[k] = v != v ? v : nn[k];
+        }
+    for (; i < n; i++) {
+        float v = af__ffrom(af__fbits(x[i]) ^ sgn);
+        mx[0] = isgreater(v, mx[0]) ? v : mx[0];
+        nn[0] = v != v ? v : nn[0];
+    }
+    float m = mx[0];
+    for (k = 1; k < 32; k++) m = isgreater(mx[k], m) ? mx[k] : m;
+    for (k = 0; k < 32; k++) nan |= nn[k] != nn[k];
+    return nan ? AF__NANF : m;
+}
+
+/* sum(h) + sum(l) of the term buffers: h in double, l (the low parts, ~2^-24 h) in float,
+ * each in 32 lanes (a single vector of accumulators would wait on the 4-cycle latency of
+ * each add), combined in a fixed order (the result does not depend on threads). */
+AF_INLINE double af_smx_sum2f(const float *h, const float *l, ptrdiff_t n)
+{
+    double s[32];
+    float t[32];
+    ptrdiff_t i = 0;
+    int k;
+    for (k = 0; k < 32; k++) { s[k] = 0.0; t[k] = 0.0f; }
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) { s[k] += (double)h[i + k]; t[k] += l[i + k]; }
+    for (; i < n; i++) { s[0] += (double)h[i]; t[0] += l[i]; }
+    for (k = 16; k > 0; k >>= 1) {
+        int j;
+        for (j = 0; j < k; j++) { s[j] += s[j + k]; t[j] += t[j + k]; }
+    }
+    return s[0] + (double)t[0];
+}
+/* <a, b> and sum(a) in double for the gradients' row reductions (float32 only; the
+ * float64 ones keep af_dot_d / af_sum_d): 32 lanes, as af_smx_sum2f, where
+ * af_dot_f's 8 wait on one vector add chain (float64 results do not change). */
+AF_INLINE double af_smx_dotf(const float *a, const float *b, ptrdiff_t n)
+{
+    double s[32];
+    ptrdiff_t i = 0;
+    int k;
+    for (k = 0; k < 32; k++) s[k] = 0.0;
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) s[k] += (double)a[i + k] * (double)b[i + k];
+    for (; i < n; i++) s[0] += (double)a[i] * (double)b[i];
+    for (k = 16; k > 0; k >>= 1) {
+        int j;
+        for (j = 0; j < k; j++) s[j] += s[j + k];
+    }
+    return s[0];
+}
+AF_INLINE double af_smx_sumf(const float *a, ptrdiff_t n)
+{
+    double s[32];
+    ptrdiff_t i = 0;
+    int k;
+    for (k = 0; k < 32; k++) s[k] = 0.0;
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 32; k++) s[k] += (double)a[i + k];
+    for (; i < n; i++) s[0] += (double)a[i];
+    for (k = 16; k > 0; k >>= 1) {
+        int j;
+        for (j = 0; j < k; j++) s[j] += s[j + k];
+    }
+    return s[0];
+}
+/* ==== end of softmax rows ==== */
+
 #endif /* ACTFAST_VMATH_H */

@@ -96,6 +96,29 @@ static float f_selu_grad(float x, double p)
     return (float)(x > 0.0f ? SELU_S : v);
 }
 
+/* ---- softmax rows: exp (af_expf, the former softmax term) and exp_pair (exp(x) as
+ * af__exp_pairf's pair 2^n (ph + pl) rounded once, the core of the float32 softmax
+ * terms, measured on x <= 0, its domain there: for x > 0 it returns the float of the
+ * reference, so that the maximum is that of x <= 0) ---- */
+static double r_exp(double x, double p) { (void)p; return exp(x); }
+static double r_exp_pair(double x, double p) { (void)p; return exp(x); }
+static float f_exp(float x, double p) { (void)p; return af_expf(x); }
+static float f_exp_pair(float x, double p)
+{
+    (void)p;
+#if defined(AF_HAS_FMA)
+    float z = x < -104.0f ? -104.0f : x;
+    z = z > 0.0f ? 0.0f : z;                    /* NaN passes */
+    float pl, n;
+    float ph = af__exp_pairf(z, 0.0f, &pl, &n);
+    float y = af__ldexpf2(ph + pl, n);
+    return x > 0.0f ? (float)exp((double)x) : (x < -104.0f ? 0.0f : y);
+#else
+    return (float)exp((double)x);
+#endif
+}
+/* ---- end of softmax rows ---- */
+
 
 /* ---- the measurement ------------------------------------------------------------------- */
 
@@ -182,6 +205,8 @@ RUN_FOR(celu_grad)
 RUN_FOR(elu_grad)
 RUN_FOR(selu)
 RUN_FOR(selu_grad)
+RUN_FOR(exp)          /* softmax rows */
+RUN_FOR(exp_pair)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -195,6 +220,8 @@ static const op_t OPS[] = {
     OP(elu_grad, 1.0, NAN),
     OP(selu, 1.0, NAN),
     OP(selu_grad, 1.0, NAN),
+    OP(exp, 0, NAN),      /* softmax rows */
+    OP(exp_pair, 0, NAN),
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

@@ -65,6 +65,9 @@ cdef extern from "actfast_math.h" nogil:
     float af_log_sigmoid_gradf(float x, float dy)
     float af_softplus_gradf(float x, float dy, float beta)
     float af_alpha_expm1f(float x, float alpha)
+    # softplus family in float lanes (actfast_vmath.h, "softplus family")
+    float af_softplusf(float x, float beta)
+    float af_log_sigmoidf(float x)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -474,7 +477,7 @@ cdef inline double log_sigmoid_d(double x, bint lite) noexcept nogil:
 
 cdef inline floating log_sigmoid(floating x) noexcept nogil:
     if floating is float:
-        return <float>log_sigmoid_d(x, True)
+        return af_log_sigmoidf(x)      # float lanes with FMA (else log_sigmoid_d's double)
     else:
         return log_sigmoid_d(x, False)
 
@@ -561,8 +564,9 @@ cdef inline double softplus_d(double x, double beta, double threshold, bint lite
 
 cdef inline floating softplus(floating x, floating beta, floating threshold) noexcept nogil:
     if floating is float:
-        # PyTorch compares beta * x, rounded to float, with the threshold.
-        return x if beta * x > threshold else <float>softplus_d(x, beta, threshold, True)
+        # PyTorch compares beta * x, rounded to float, with the threshold. Below it, float
+        # lanes with FMA (af_softplusf; else softplus_d's double, rounded once).
+        return x if beta * x > threshold else af_softplusf(x, beta)
     else:
         return softplus_d(x, beta, threshold, False)
 

@@ -80,6 +80,17 @@ static inline float af_softplus_gradf(float x, float dy, float beta)
     return (float)((double)dy * ((b >= 0 ? 1.0 : e) / (1.0 + e)));
 }
 static inline float af_alpha_expm1f(float x, float alpha) { return (float)((double)alpha * expm1((double)x)); }
+/* softplus family: in double, rounded once */
+static inline float af_softplusf(float x, float beta)
+{
+    double b = (double)beta * (double)x;
+    return (float)(((b > 0 ? b : 0.0) + log1p(exp(-fabs(b)))) / (double)beta);
+}
+static inline float af_log_sigmoidf(float x)
+{
+    double xd = (double)x;
+    return (float)((xd < 0 ? xd : 0.0) - log1p(exp(-fabs(xd))));
+}
 static inline float af_tanh_gradf(float x, float dy)
 {
     double e = exp(-2.0 * fabs((double)x));

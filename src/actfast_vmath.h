@@ -561,6 +561,118 @@ AF_INLINE float af_tanh_gradf(float x, float dy)
 #endif
 }
 
+/* ---- softplus family in float lanes (softplus, log_sigmoid) ---------------------------- */
+
+/*
+ * log1p(exp(z + zl)) for z <= 0 (NaN passes; z is clamped at -200 here), |zl| <= 2^-16,
+ * as 2^m (h + *lo): the pair good to ~2^-29 relative, so that the caller's last
+ * operations (the division by beta, the sum with x) round once. With e = exp(z + zl) =
+ * 2^n (ph + pl) (af__exp_pairf):
+ *  - e >= 2^-12 (n >= -12; m = 0): 1 + e is the Fast2Sum pair dh + dl (e <= 1);
+ *    dh = 2^k (1 + f) with k = 1 from sqrt2 on, f exact (Sterbenz), so that
+ *    log(dh + dl) = k ln2 + log1p(f) + dl/dh (dl/dh < 2^-24: second order 2^-49).
+ *    log1p(f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f) (the fdlibm arrangement
+ *    of af__log_corrf), with f - f^2/2 an exact pair (f^2/2 exact by FMA, Fast2Sum since
+ *    f^2/2 < |f|): the float roundings fall only on the third term, <= 0.045 |log1p f|
+ *    for |f| <= 0.414, i.e. <= 2^-28 of the result; k ln2 + (f - f^2/2) is one more
+ *    Fast2Sum (|f - f^2/2| < 0.35 < ln2);
+ *  - e < 2^-12 (m = n): log1p(e) = e (1 - e/2 + e^2/3) to 2^-39, in units of 2^n, so
+ *    that a subnormal result is scaled once, at the end (1 + e would lose e's low bits).
+ */
+AF_INLINE float af__log1p_expf(float z, float zl, float *lo, float *m_out)
+{
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    float sc = af__pow2if(n < -126.0f ? -126.0f : n);
+    float eh = ph * sc, el = pl * sc;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float k = dh >= 1.41421356f ? 1.0f : 0.0f;
+    float f = (k != 0.0f ? 0.5f * dh : dh) - 1.0f;
+    float s = f / (2.0f + f);
+    float zz = s * s;
+    float R = zz * af__poly_logf(zz);
+    float hf = 0.5f * f;
+    float h = hf * f;
+    float hl = AF_FMAF(hf, f, -h);
+    float A = f - h;
+    float Al = ((f - A) - h) - hl;
+    float T = s * (h + R);
+    float Lh = AF_FMAF(k, AF__LN2HIF, A);        /* k LN2HI exact: 0 or LN2HI */
+    float L1 = (AF_FMAF(k, AF__LN2HIF, -Lh) + A);
+    float Ll = L1 + (Al + (T + AF_FMAF(k, AF__LN2LOF, dl / dh)));
+    /* tail: 2^n (ph + pl - ph eps), eps = E/2 - E^2/3 (E < 2^-12; below 2^-126 it is
+     * taken from 2^-126, where it is far below pl anyway) */
+    float eps = eh * AF_FMAF(eh, -0.333333343f, 0.5f);
+    int tail = n < -12.0f;
+    *lo = tail ? AF_FMAF(-ph, eps, pl) : Ll;
+    *m_out = tail ? n : 0.0f;
+    return tail ? ph : Lh;
+}
+
+/*
+ * softplus(x; beta) = max(b, 0)/beta + log1p(exp(-|b|))/beta, b = beta x, below the
+ * threshold (the caller's select), in float lanes with FMA. b is the exact pair
+ * (bh, fma(beta, x, -bh)), as in af_softplus_gradf; for b > 0, max(b, 0)/beta is x
+ * itself (no rounding). L = 2^m (Lh + Ll) from af__log1p_expf; L/beta is the pair
+ * q + qc with q = Lh ib (ib = 1/beta, a loop invariant) and the FMA residual
+ * (exact to 2^-48) for qc; x + q is a TwoSum pair, and the result rounds once:
+ * error 0.5 ulp + the ~2^-28 of the pair. 2^m (m < 0 only for e < 2^-12) is applied as
+ * s1 = 2^max(m, -100) before the division and the rest last (a subnormal result, b < -87:
+ * one more rounding of a value within 2^-24 of its ulp grid, as af__msigmoidf); for
+ * b > 0 the rest is dropped (L/beta < 2^-100/beta next to x = b/beta, b > 69).
+ * x = +-inf: x itself (the low parts are taken from 0 there: inf - inf).
+ */
+AF_INLINE float af__softplusf(float x, float beta, float ib)
+{
+    float bh = beta * x;
+    float xg = af__ffrom(af__fbits(bh) & 0x7fffffffu) < 0x1p100f ? x : 0.0f;
+    float bl = AF_FMAF(beta, xg, -(beta * xg));
+    int pos = bh > 0.0f;
+    float Ll, m;
+    float Lh = af__log1p_expf(pos ? -bh : bh, pos ? -bl : bl, &Ll, &m);
+    float m1 = m < -100.0f ? -100.0f : m;
+    float s1 = af__pow2if(m1);
+    float Ah = Lh * s1, Al = Ll * s1;
+    float q = Ah * ib;
+    float qc = (AF_FMAF(-q, beta, Ah) + Al) * ib;
+    float xs = pos ? x : 0.0f;
+    float xf = af__ffrom(af__fbits(xs) & 0x7fffffffu) < AF__INFF ? xs : 0.0f;
+    float S = xf + q;
+    float bb = S - xf;
+    float t = (xf - (S - bb)) + (q - bb);
+    float y = S + (t + qc);
+    float n2 = pos ? 0.0f : m - m1;             /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    y = (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+    return xs == xf ? y : xs;
+}
+
+/* softplus(x; beta) below the threshold (float lanes with FMA; else in double, as
+ * softplus_d, rounded once). */
+AF_INLINE float af_softplusf(float x, float beta)
+{
+#if defined(AF_HAS_FMA)
+    return af__softplusf(x, beta, 1.0f / beta);
+#else
+    double b = (double)beta * (double)x;
+    return (float)(((b > 0.0 ? b : 0.0) + af_log1p(af_exp_lite(-af__copysign(b, 1.0)))) / (double)beta);
+#endif
+}
+
+/* log_sigmoid(x) = -softplus(-x) (beta = 1: ib = 1 folds away; else in double, as
+ * log_sigmoid_d). */
+AF_INLINE float af_log_sigmoidf(float x)
+{
+#if defined(AF_HAS_FMA)
+    return -af__softplusf(-x, 1.0f, 1.0f);
+#else
+    double xd = (double)x;
+    return (float)((xd < 0.0 ? xd : 0.0) - af_log1p(af_exp_lite(-af__copysign(xd, 1.0))));
+#endif
+}
+
 /* ---- expm1 scaled, in float lanes ------------------------------------------------------- */
 
 /*

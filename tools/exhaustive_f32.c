@@ -46,6 +46,14 @@ static double r_tanh_grad(double x, double p) { (void)p; return 4 * r_sigmoid_gr
 static double r_log_sigmoid_grad(double x, double p) { (void)p; return r_sigmoid(-x, 0); }
 static double r_softplus_grad(double x, double p) { double b = (double)(float)p; return b * x > 20 ? 1.0 : r_sigmoid(b * x, 0); }
 static double r_elu(double x, double p) { return x > 0 ? x : (double)(float)p * expm1(x); }
+/* softplus family (softplus, log_sigmoid, silu', mish, mish', tanh_shrink) */
+static double r_softplus(double x, double p)
+{
+    double b = (double)(float)p * x;        /* exact */
+    if ((float)b > 20.0f) return x;         /* the threshold, compared in float */
+    return ((b > 0 ? b : 0) + log1p(exp(-fabs(b)))) / (double)(float)p;
+}
+static double r_log_sigmoid(double x, double p) { (void)p; return (x < 0 ? x : 0) - log1p(exp(-fabs(x))); }
 
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
@@ -60,6 +68,13 @@ static float f_softplus_grad(float x, double p)
     return b * x > 20.0f ? 1.0f : af_softplus_gradf(x, 1.0f, b);
 }
 static float f_elu(float x, double p) { return x > 0.0f ? x : af_alpha_expm1f(x, (float)p); }
+/* softplus family */
+static float f_softplus(float x, double p)
+{
+    float b = (float)p;
+    return b * x > 20.0f ? x : af_softplusf(x, b);
+}
+static float f_log_sigmoid(float x, double p) { (void)p; return af_log_sigmoidf(x); }
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -142,6 +157,9 @@ RUN_FOR(tanh_grad)
 RUN_FOR(log_sigmoid_grad)
 RUN_FOR(softplus_grad)
 RUN_FOR(elu)
+/* softplus family */
+RUN_FOR(softplus)
+RUN_FOR(log_sigmoid)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -150,6 +168,9 @@ static const op_t OPS[] = {
     OP(log_sigmoid_grad, 0, NAN),
     OP(softplus_grad, 1.0, NAN),
     OP(elu, 1.0, NAN),
+    /* softplus family */
+    OP(softplus, 1.0, NAN),
+    OP(log_sigmoid, 0, NAN),
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

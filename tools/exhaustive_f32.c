@@ -54,6 +54,36 @@ static double r_softplus(double x, double p)
     return ((b > 0 ? b : 0) + log1p(exp(-fabs(b)))) / (double)(float)p;
 }
 static double r_log_sigmoid(double x, double p) { (void)p; return (x < 0 ? x : 0) - log1p(exp(-fabs(x))); }
+static double r_silu_grad(double x, double p)
+{
+    (void)p;                                /* s (1 + x (1 - s)) through e = exp(-|x|) */
+    double e = exp(-fabs(x)), d = (1 + e) * (1 + e);
+    if (isinf(x)) return x > 0 ? 1 : 0;
+    return x >= 0 ? (1 + e * (1 + x)) / d : e * ((1 + x) + e) / d;
+}
+static double r_silu_beta_grad(double x, double p) { return r_silu_grad(p * x, 0); }
+/* swiglu with the value p (exact in float): value gate sigmoid(gate), dgate = value silu' */
+static double r_swiglu(double x, double p) { return (double)(float)p * x * r_sigmoid(x, 0); }
+static double r_swiglu_dgate(double x, double p) { return (double)(float)p * r_silu_grad(x, 0); }
+static double r_mish(double x, double p)
+{
+    /* tanh(log1p(n)) = n (n + 2) / (n (n + 2) + 2), n = e^x; w = e^-x for x > 0 */
+    (void)p;
+    if (x == -INFINITY) return 0;
+    if (x > 0) { double w = exp(-x); return x * (1 + 2 * w) / (1 + 2 * w + 2 * w * w); }
+    double n = exp(x);
+    return x * (n * (n + 2)) / (n * (n + 2) + 2);
+}
+static double r_mish_grad(double x, double p)
+{
+    /* t + x s (1 - t^2), s and 1 - t^2 without cancellation */
+    (void)p;
+    if (isinf(x)) return x > 0 ? 1 : 0;
+    double sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    double t = tanh(sp), c = 1 / cosh(sp);
+    double s = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+    return t + x * s * (c * c);
+}
 
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
@@ -75,6 +105,16 @@ static float f_softplus(float x, double p)
     return b * x > 20.0f ? x : af_softplusf(x, b);
 }
 static float f_log_sigmoid(float x, double p) { (void)p; return af_log_sigmoidf(x); }
+static float f_silu_grad(float x, double p) { (void)p; return af_silu_gradf(x, 1.0f); }
+static float f_mish(float x, double p) { (void)p; return af_mishf(x); }
+static float f_swiglu(float x, double p) { return af_swiglu_valf(x, (float)p, x, 1.0f); }
+static float f_swiglu_dgate(float x, double p) { return af_swiglu_dgatef(x, (float)p, 1.0f, 1.0f); }
+static float f_mish_grad(float x, double p) { (void)p; return af_mish_gradf(x, 1.0f); }
+static float f_silu_beta_grad(float x, double p)
+{
+    float bh = (float)p, bl = (float)(p - (double)bh);
+    return af_silu_beta_gradf(x, 1.0f, bh, bl);
+}
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -110,6 +150,8 @@ static inline __attribute__((always_inline)) void
 run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stride)
 {
     double worst = 0, wx = 0;
+    /* silu_beta_grad is silu'(beta x): its root is silu''s over beta */
+    double root = strcmp(op->name, "silu_beta_grad") == 0 ? op->root / p : op->root;
     unsigned long long count = 0;
     long long n_chunks = (long long)(((1ull << 32) + stride * CHUNK - 1) / (stride * CHUNK));
 #pragma omp parallel
@@ -129,7 +171,7 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
             for (int i = 0; i < k; i++) ys[i] = f(xs[i], p);
             for (int i = 0; i < k; i++) {
                 double x = xs[i];
-                double e = err_of(ys[i], ref(x, p), x, op->root);
+                double e = err_of(ys[i], ref(x, p), x, root);
                 if (e > lw) { lw = e; lx = x; }
             }
             lc += k;
@@ -160,6 +202,12 @@ RUN_FOR(elu)
 /* softplus family */
 RUN_FOR(softplus)
 RUN_FOR(log_sigmoid)
+RUN_FOR(silu_grad)
+RUN_FOR(mish)
+RUN_FOR(swiglu)
+RUN_FOR(swiglu_dgate)
+RUN_FOR(mish_grad)
+RUN_FOR(silu_beta_grad)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -171,6 +219,12 @@ static const op_t OPS[] = {
     /* softplus family */
     OP(softplus, 1.0, NAN),
     OP(log_sigmoid, 0, NAN),
+    OP(silu_grad, 0, -1.2784645427610738),
+    OP(mish, 0, NAN),
+    OP(swiglu, 1.7, NAN),                   /* p: the value */
+    OP(swiglu_dgate, 1.7, -1.2784645427610738),
+    OP(mish_grad, 0, -1.1919942),
+    OP(silu_beta_grad, 1.5, -1.2784645427610738),   /* root / beta: see run_with */
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

@@ -105,11 +105,6 @@ static inline float af_swiglu_dgatef(float gate, float value, float dy, float be
 {
     return af_silu_gradf(beta * gate, 1.0f) * dy * value;
 }
-static inline float af_swiglu_valf(float m1, float m2, float t, float beta)
-{
-    return (float)((double)m1 * (double)m2 / (1.0 + exp(-(double)beta * (double)t)));
-}
-static inline float af_mishf(float x) { return (float)((double)x * tanh(log1p(exp((double)x)))); }
 static inline float af_mish_gradf(float x, float dy)
 {
     double xd = (double)x, t = tanh(log1p(exp(xd))), s = 1.0 / (1.0 + exp(-xd));

@@ -799,33 +799,6 @@ AF_INLINE float af_swiglu_dgatef(float gate, float value, float dy, float beta)
 }
 
 /*
- * m1 m2 sigmoid(beta t) for swiglu (value gate sigmoid(beta gate), and its dvalue with
- * dy for value): the product m1 m2 as the exact pair (mh, ml) and beta t as a pair, on
- * af__sigmoid_partsf's corrected quotient 2^n (q0 + qc), as af__msigmoidf with the low
- * part of the multiplier added: fma(mh, q', mh qc' + ml q'), one rounding (q' = q s1
- * as there); the rest of 2^n, in [-189, 0], last (af__ldexpf2).
- */
-AF_INLINE float af_swiglu_valf(float m1, float m2, float t, float beta)
-{
-    float tl;
-    float th = af__beta_xf(t, beta, 0.0f, &tl);
-    float ml, ke;
-    float mh = af__prod_pairf(m1, m2, &ml, &ke);
-    float mf = af__ffrom(af__fbits(mh) & 0x7fffffffu) < AF__INFF ? mh : 0.0f;
-    float qc, n, s1;
-    float q0 = af__sigmoid_partsf(th, tl, &qc, &n, &s1);
-    float k = th >= 0.0f ? 1.0f : s1;           /* n = 0 for th >= 0 */
-    float qk = q0 * k;
-    float y = AF_FMAF(mh, qk, AF_FMAF(mf, qc * k, ml * qk));
-    float e = (n - (n < -100.0f ? -100.0f : n)) + ke;   /* in [-317, 128]: as in af__silu_slopef */
-    y = af__ldexpf2(y, e < -250.0f ? -250.0f : e);
-    /* below beta t = -200 (partsf's clamp, exact only for |m| <= FLT_MAX, where the pair
-     * reaches 2^256) the result is 0 for any |beta| >= 1e-20 (|gate| e^(beta gate) FLT_MAX
-     * < 2^-140), and beta t = -inf is the limit 0: times m2, as the double path */
-    return th < -200.0f ? 0.0f * m2 : y;
-}
-
-/*
  * mish's t = tanh(softplus(x)) = A / D, as float pairs, from u = exp(-|x|) = 2^n (ph + pl)
  * (af__exp_pairf) and U = u 2^(m1 - n) = s1 (ph + pl), s1 = 2^max(n, -60) (U is u where
  * it shows next to 1 or 2; below 2^-60 it stands in for it only where it does not show):
@@ -837,7 +810,9 @@ AF_INLINE float af_swiglu_valf(float m1, float m2, float t, float beta)
  * Neither form has a cancelling sum; the pairs carry the ~2^-32 of u and ~2^-46 of their
  * own, so that the quotient (corrected once by the caller) is good to ~2^-31.
  * x is clamped to [-200, 88] (exp_pairf's range); callers use xc for the x of the
- * formulas. *Q = U + 1 as a Fast2Sum pair (mish' uses it), *B the pair 2U^2.
+ * formulas. *Q = U + 1 as a Fast2Sum pair, *B the pair 2U^2 (for mish'). (mish itself,
+ * x A / D from these pairs with one rounding, measured 0.80 ulp but ~10-20% slower than
+ * the double path, which the .pxd keeps.)
  */
 typedef struct { float h, l; } af__pairf;
 
@@ -895,26 +870,6 @@ AF_INLINE void af__mish_partsf(float x, af__pairf *A, af__pairf *D, af__pairf *P
     *n_out = pos ? 0.0f : n;                    /* the caller's last factor: 2^(n - m1) */
     *m1_out = pos ? 0.0f : m1;
     *s1_out = pos ? 1.0f : s1;
-}
-
-/*
- * mish(x) = x t: q0 = A rcp (rcp = 1/Dh) corrected once with the FMA residual, x enters
- * as fma(x, q0', x qc') (one rounding) with q' = q s1 for x < 0 and the rest of 2^n
- * last (subnormal tail from x = -87: one more rounding of a value within 2^-24 of its
- * grid). x = -inf: 0 (the limit; inf * 0 otherwise); +inf: inf (the low product from 0).
- */
-AF_INLINE float af_mishf(float x)
-{
-    af__pairf A, D, P, Q, B, u;
-    float n, m1, s1;
-    af__mish_partsf(x, &A, &D, &P, &Q, &B, &u, &n, &m1, &s1);
-    float rcp = 1.0f / D.h;
-    float q0 = A.h * rcp;
-    float qc = (AF_FMAF(-q0, D.h, A.h) + AF_FMAF(-q0, D.l, A.l)) * rcp;
-    float xf = af__ffrom(af__fbits(x) & 0x7fffffffu) < AF__INFF ? x : 0.0f;
-    float y = AF_FMAF(x, q0 * s1, xf * (qc * s1));
-    y = af__ldexpf2(y, n - m1);                 /* n - m1 in [-229, 0] */
-    return x == -AF__INFF ? 0.0f : y;
 }
 
 /*

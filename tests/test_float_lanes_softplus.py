@@ -1,13 +1,14 @@
-"""float32 softplus, log_sigmoid, silu', mish, mish' and swiglu in float lanes.
+"""float32 softplus, log_sigmoid, silu', mish' and swiglu's dgate in float lanes.
 
 With FMA (the avx2 and avx512 variants) these are computed in float lanes from the
 exponential as a float pair (actfast_vmath.h, "softplus family"); without it (baseline)
 in double and rounded once. Either way <= 1 ulp over all 2^32 inputs
-(tools/exhaustive_f32.c: 0.74-0.80 ulp, the maxima in the subnormal tails). Here every
-compiled variant is checked on every bit pattern of the intervals where those maxima
-sit and on every 997th bit pattern, against float64 references, with the root
-convention of the exhaustive check for the gradients (within 0.5 of a root of f', the
-error in ulp of max(|f'|, 1)).
+(tools/exhaustive_f32.c: 0.74-0.78 ulp, the maxima in the subnormal tails). silu, mish
+and swiglu's forward and dvalue stay in double (their float-lane forms were slower), and
+are checked here too. Every compiled variant is checked on every bit pattern of the
+intervals where the maxima sit and on every 997th bit pattern, against float64
+references, with the root convention of the exhaustive check for the gradients (within
+0.5 of a root of f', the error in ulp of max(|f'|, 1)).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def _patterns(*intervals):
     return np.concatenate([x, -x])
 
 
-# the subnormal tails (|x| 86.5-92.5: softplus, log_sigmoid, silu, silu', mish', swiglu),
-# mish's tiny inputs whose result nears 2^-126, and silu''s and mish''s roots
+# the subnormal tails (|x| 86.5-92.5: softplus, log_sigmoid, silu', mish', swiglu's dgate),
+# tiny inputs whose result nears 2^-126, and silu''s and mish''s roots
 X = _patterns((86.5, 92.5), (1.9e-38, 2.0e-38), (1.268, 1.289), (1.182, 1.202))
 XD = X.astype(np.float64)
 

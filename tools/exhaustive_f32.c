@@ -46,7 +46,8 @@ static double r_tanh_grad(double x, double p) { (void)p; return 4 * r_sigmoid_gr
 static double r_log_sigmoid_grad(double x, double p) { (void)p; return r_sigmoid(-x, 0); }
 static double r_softplus_grad(double x, double p) { double b = (double)(float)p; return b * x > 20 ? 1.0 : r_sigmoid(b * x, 0); }
 static double r_elu(double x, double p) { return x > 0 ? x : (double)(float)p * expm1(x); }
-/* softplus family (softplus, log_sigmoid, silu', mish, mish', tanh_shrink) */
+/* softplus family (softplus, log_sigmoid, silu', mish', swiglu's dgate); without FMA the
+ * module uses the .pxd's double paths for these (AF_FLOAT_LANES = 0): check them with FMA */
 static double r_softplus(double x, double p)
 {
     double b = (double)(float)p * x;        /* exact */
@@ -62,18 +63,8 @@ static double r_silu_grad(double x, double p)
     return x >= 0 ? (1 + e * (1 + x)) / d : e * ((1 + x) + e) / d;
 }
 static double r_silu_beta_grad(double x, double p) { return r_silu_grad(p * x, 0); }
-/* swiglu with the value p (exact in float): value gate sigmoid(gate), dgate = value silu' */
-static double r_swiglu(double x, double p) { return (double)(float)p * x * r_sigmoid(x, 0); }
+/* swiglu's dgate with the value p (exact in float) and dy = 1: p silu'(x) */
 static double r_swiglu_dgate(double x, double p) { return (double)(float)p * r_silu_grad(x, 0); }
-static double r_mish(double x, double p)
-{
-    /* tanh(log1p(n)) = n (n + 2) / (n (n + 2) + 2), n = e^x; w = e^-x for x > 0 */
-    (void)p;
-    if (x == -INFINITY) return 0;
-    if (x > 0) { double w = exp(-x); return x * (1 + 2 * w) / (1 + 2 * w + 2 * w * w); }
-    double n = exp(x);
-    return x * (n * (n + 2)) / (n * (n + 2) + 2);
-}
 static double r_mish_grad(double x, double p)
 {
     /* t + x s (1 - t^2), s and 1 - t^2 without cancellation */
@@ -106,8 +97,6 @@ static float f_softplus(float x, double p)
 }
 static float f_log_sigmoid(float x, double p) { (void)p; return af_log_sigmoidf(x); }
 static float f_silu_grad(float x, double p) { (void)p; return af_silu_gradf(x, 1.0f); }
-static float f_mish(float x, double p) { (void)p; return af_mishf(x); }
-static float f_swiglu(float x, double p) { return af_swiglu_valf(x, (float)p, x, 1.0f); }
 static float f_swiglu_dgate(float x, double p) { return af_swiglu_dgatef(x, (float)p, 1.0f, 1.0f); }
 static float f_mish_grad(float x, double p) { (void)p; return af_mish_gradf(x, 1.0f); }
 static float f_silu_beta_grad(float x, double p)
@@ -203,8 +192,6 @@ RUN_FOR(elu)
 RUN_FOR(softplus)
 RUN_FOR(log_sigmoid)
 RUN_FOR(silu_grad)
-RUN_FOR(mish)
-RUN_FOR(swiglu)
 RUN_FOR(swiglu_dgate)
 RUN_FOR(mish_grad)
 RUN_FOR(silu_beta_grad)
@@ -220,8 +207,6 @@ static const op_t OPS[] = {
     OP(softplus, 1.0, NAN),
     OP(log_sigmoid, 0, NAN),
     OP(silu_grad, 0, -1.2784645427610738),
-    OP(mish, 0, NAN),
-    OP(swiglu, 1.7, NAN),                   /* p: the value */
     OP(swiglu_dgate, 1.7, -1.2784645427610738),
     OP(mish_grad, 0, -1.1919942),
     OP(silu_beta_grad, 1.5, -1.2784645427610738),   /* root / beta: see run_with */

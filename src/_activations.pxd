@@ -65,6 +65,15 @@ cdef extern from "actfast_math.h" nogil:
     float af_log_sigmoid_gradf(float x, float dy)
     float af_softplus_gradf(float x, float dy, float beta)
     float af_alpha_expm1f(float x, float alpha)
+    # softplus family in float lanes (actfast_vmath.h, "softplus family"), used where
+    # AF_FLOAT_LANES (a compile-time constant: hardware FMA) is 1
+    int AF_FLOAT_LANES
+    float af_softplusf(float x, float beta)
+    float af_log_sigmoidf(float x)
+    float af_silu_gradf(float x, float dy)
+    float af_silu_beta_gradf(float x, float dy, float bh, float bl)
+    float af_swiglu_dgatef(float gate, float value, float dy, float beta)
+    float af_mish_gradf(float x, float dy)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -478,7 +487,8 @@ cdef inline double log_sigmoid_d(double x, bint lite) noexcept nogil:
 
 cdef inline floating log_sigmoid(floating x) noexcept nogil:
     if floating is float:
-        return <float>log_sigmoid_d(x, True)
+        # float lanes with FMA (af_log_sigmoidf, <= 0.77 ulp), else in double
+        return af_log_sigmoidf(x) if AF_FLOAT_LANES else <float>log_sigmoid_d(x, True)
     else:
         return log_sigmoid_d(x, False)
 
@@ -520,6 +530,9 @@ cdef inline double silu_d(double x, double beta, bint lite) noexcept nogil:
     return 0.0 if b == -INFINITY else num / (1.0 + e)
 
 cdef inline floating silu_beta(floating x, double beta) noexcept nogil:
+    # float: in double, rounded once (<= 0.5 ulp, the bound tests/test_params.py holds it
+    # to). In float lanes (x sigmoid(beta x) from af__msigmoidf) it measured 0.76 ulp and
+    # ~10% faster: not taken.
     if floating is float:
         return <float>silu_d(x, beta, True)
     else:
@@ -548,12 +561,20 @@ cdef inline floating silu_beta_grad(floating x, floating dy, double beta) noexce
     # d/dx x sigmoid(beta x) = silu'(beta x): the derivative of silu at the scaled input,
     # which for double input is taken as the double-double b + bl (see silu_d).
     cdef double b = silu_beta_x(x, beta)
+    cdef float bh = <float>beta             # float lanes: beta as the float pair bh + bl
+    cdef float bl = <float>(beta - bh)
     if floating is float:
+        if AF_FLOAT_LANES:
+            return af_silu_beta_gradf(x, dy, bh, bl)     # (<= 0.76 ulp)
         return <float>(dy * silu_grad_d(b, 0.0))
     else:
         return dy * silu_grad_d(b, silu_beta_x_lo(x, beta, b))
 
 cdef inline floating silu_grad(floating x, floating dy) noexcept nogil:
+    # float: in float lanes with FMA (af_silu_gradf, <= 0.77 ulp), else as silu_beta_grad
+    if floating is float:
+        if AF_FLOAT_LANES:
+            return af_silu_gradf(x, dy)
     return silu_beta_grad(x, dy, 1.0)
 
 cdef inline double softplus_d(double x, double beta, double threshold, bint lite) noexcept nogil:
@@ -565,8 +586,10 @@ cdef inline double softplus_d(double x, double beta, double threshold, bint lite
 
 cdef inline floating softplus(floating x, floating beta, floating threshold) noexcept nogil:
     if floating is float:
-        # PyTorch compares beta * x, rounded to float, with the threshold.
-        return x if beta * x > threshold else <float>softplus_d(x, beta, threshold, True)
+        # PyTorch compares beta * x, rounded to float, with the threshold. Below it, float
+        # lanes with FMA (af_softplusf, <= 0.76 ulp), else in double, rounded once.
+        return x if beta * x > threshold else (
+            af_softplusf(x, beta) if AF_FLOAT_LANES else <float>softplus_d(x, beta, threshold, True))
     else:
         return softplus_d(x, beta, threshold, False)
 
@@ -589,6 +612,8 @@ cdef inline double mish_d(double x, bint lite) noexcept nogil:
 
 cdef inline floating mish(floating x) noexcept nogil:
     if floating is float:
+        # in double, rounded once (<= 0.5 ulp): a float-lane mish (t as a corrected pair
+        # quotient, 0.80 ulp) measured ~10-20% slower on Zen 4, so it is not used
         return <float>mish_d(x, True)
     else:
         return mish_d(x, False)
@@ -612,7 +637,8 @@ cdef inline double mish_grad_d(double x) noexcept nogil:
 
 cdef inline floating mish_grad(floating x, floating dy) noexcept nogil:
     if floating is float:
-        return <float>(dy * mish_grad_d(x))
+        # float lanes with FMA (af_mish_gradf, <= 0.77 ulp), else in double
+        return af_mish_gradf(x, dy) if AF_FLOAT_LANES else <float>(dy * mish_grad_d(x))
     else:
         return dy * mish_grad_d(x)
 

@@ -81,6 +81,36 @@ static inline float af_softplus_gradf(float x, float dy, float beta)
     return (float)((double)dy * ((b >= 0 ? 1.0 : e) / (1.0 + e)));
 }
 static inline float af_alpha_expm1f(float x, float alpha) { return (float)((double)alpha * expm1((double)x)); }
+/* softplus family: the .pxd uses its double computations (these are not called) */
+#define AF_FLOAT_LANES 0
+static inline float af_softplusf(float x, float beta)
+{
+    double b = (double)beta * (double)x;
+    return (float)(((b > 0 ? b : 0.0) + log1p(exp(-fabs(b)))) / (double)beta);
+}
+static inline float af_log_sigmoidf(float x)
+{
+    double xd = (double)x;
+    return (float)((xd < 0 ? xd : 0.0) - log1p(exp(-fabs(xd))));
+}
+static inline float af_silu_gradf(float x, float dy)
+{
+    double s = 1.0 / (1.0 + exp(-(double)x));
+    return (float)((double)dy * (s * (1.0 + (double)x * (1.0 - s))));
+}
+static inline float af_silu_beta_gradf(float x, float dy, float bh, float bl)
+{
+    return af_silu_gradf((float)(((double)bh + (double)bl) * (double)x), dy);
+}
+static inline float af_swiglu_dgatef(float gate, float value, float dy, float beta)
+{
+    return af_silu_gradf(beta * gate, 1.0f) * dy * value;
+}
+static inline float af_mish_gradf(float x, float dy)
+{
+    double xd = (double)x, t = tanh(log1p(exp(xd))), s = 1.0 / (1.0 + exp(-xd));
+    return (float)((double)dy * (t + xd * s * (1.0 - t * t)));
+}
 static inline float af_tanh_gradf(float x, float dy)
 {
     double e = exp(-2.0 * fabs((double)x));

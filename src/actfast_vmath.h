@@ -561,6 +561,356 @@ AF_INLINE float af_tanh_gradf(float x, float dy)
 #endif
 }
 
+/* ---- softplus family in float lanes (softplus, log_sigmoid, silu', ...) ---------------- */
+
+/*
+ * AF_FLOAT_LANES: 1 where the float-lane functions of this section are used (hardware
+ * FMA: their pairs need fused products). Elsewhere (the x86-64 baseline) the .pxd keeps
+ * its double computation, selected on this constant at compile time (`if
+ * AF_FLOAT_LANES:` folds away), so that no double formula is written twice; the
+ * functions below still compile there, unused.
+ */
+#ifndef AF_FLOAT_LANES
+#if defined(AF_HAS_FMA)
+#define AF_FLOAT_LANES 1
+#else
+#define AF_FLOAT_LANES 0
+#endif
+#endif
+
+/*
+ * log1p(exp(z + zl)) for z <= 0 (NaN passes; z is clamped at -200 here), |zl| <= 2^-16,
+ * as 2^m (h + *lo): the pair good to ~2^-29 relative, so that the caller's last
+ * operations (the division by beta, the sum with x) round once. With e = exp(z + zl) =
+ * 2^n (ph + pl) (af__exp_pairf):
+ *  - e >= 2^-12 (n >= -12; m = 0): 1 + e is the Fast2Sum pair dh + dl (e <= 1);
+ *    dh = 2^k (1 + f) with k = 1 from sqrt2 on, f exact (Sterbenz), so that
+ *    log(dh + dl) = k ln2 + log1p(f) + dl/dh (dl/dh < 2^-24: second order 2^-49).
+ *    log1p(f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f) (the fdlibm arrangement
+ *    of af__log_corrf), with f - f^2/2 an exact pair (f^2/2 exact by FMA, Fast2Sum since
+ *    f^2/2 < |f|): the float roundings fall only on the third term, <= 0.045 |log1p f|
+ *    for |f| <= 0.414, i.e. <= 2^-28 of the result; k ln2 + (f - f^2/2) is one more
+ *    Fast2Sum (|f - f^2/2| < 0.35 < ln2);
+ *  - e < 2^-12 (m = n): log1p(e) = e (1 - e/2 + e^2/3) to 2^-39, in units of 2^n, so
+ *    that a subnormal result is scaled once, at the end (1 + e would lose e's low bits).
+ */
+AF_INLINE float af__log1p_expf(float z, float zl, float *lo, float *m_out)
+{
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    float sc = af__pow2if(n < -126.0f ? -126.0f : n);
+    float eh = ph * sc, el = pl * sc;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float k = dh >= 1.41421356f ? 1.0f : 0.0f;
+    float f = (k != 0.0f ? 0.5f * dh : dh) - 1.0f;
+    float s = f / (2.0f + f);
+    float zz = s * s;
+    float R = zz * af__poly_logf(zz);
+    float hf = 0.5f * f;
+    float h = hf * f;
+    float hl = AF_FMAF(hf, f, -h);
+    float A = f - h;
+    float Al = ((f - A) - h) - hl;
+    float T = s * (h + R);
+    float Lh = AF_FMAF(k, AF__LN2HIF, A);        /* k LN2HI exact: 0 or LN2HI */
+    float L1 = (AF_FMAF(k, AF__LN2HIF, -Lh) + A);
+    float Ll = L1 + (Al + (T + AF_FMAF(k, AF__LN2LOF, dl / dh)));
+    /* tail: 2^n (ph + pl - ph eps), eps = E/2 - E^2/3 (E < 2^-12; below 2^-126 it is
+     * taken from 2^-126, where it is far below pl anyway) */
+    float eps = eh * AF_FMAF(eh, -0.333333343f, 0.5f);
+    int tail = n < -12.0f;
+    *lo = tail ? AF_FMAF(-ph, eps, pl) : Ll;
+    *m_out = tail ? n : 0.0f;
+    return tail ? ph : Lh;
+}
+
+/*
+ * softplus(x; beta) = max(b, 0)/beta + log1p(exp(-|b|))/beta, b = beta x, below the
+ * threshold (the caller's select), in float lanes with FMA. b is the exact pair
+ * (bh, fma(beta, x, -bh)), as in af_softplus_gradf; for b > 0, max(b, 0)/beta is x
+ * itself (no rounding). L = 2^m (Lh + Ll) from af__log1p_expf; L/beta is the pair
+ * q + qc with q = Lh ib (ib = 1/beta, a loop invariant) and the FMA residual
+ * (exact to 2^-48) for qc; x + q is a TwoSum pair, and the result rounds once:
+ * error 0.5 ulp + the ~2^-28 of the pair. 2^m (m < 0 only for e < 2^-12) is applied as
+ * s1 = 2^max(m, -100) before the division and the rest last (a subnormal result, b < -87:
+ * one more rounding of a value within 2^-24 of its ulp grid, as af__msigmoidf); for
+ * b > 0 the rest is dropped (L/beta < 2^-100/beta next to x = b/beta, b > 69).
+ * x = +-inf: x itself (the low parts are taken from 0 there: inf - inf).
+ */
+AF_INLINE float af__softplusf(float x, float beta, float ib)
+{
+    float bh = beta * x;
+    /* the low part within exp_pairf's 2^-16 (see af__beta_xf) */
+    float xg = af__ffrom(af__fbits(bh) & 0x7fffffffu) < 0x1p8f ? x : 0.0f;
+    float bl = AF_FMAF(beta, xg, -(beta * xg));
+    int pos = bh > 0.0f;
+    float Ll, m;
+    float Lh = af__log1p_expf(pos ? -bh : bh, pos ? -bl : bl, &Ll, &m);
+    float m1 = m < -100.0f ? -100.0f : m;
+    float s1 = af__pow2if(m1);
+    float Ah = Lh * s1, Al = Ll * s1;
+    float q = Ah * ib;
+    float qc = (AF_FMAF(-q, beta, Ah) + Al) * ib;
+    float xs = pos ? x : 0.0f;
+    float xf = af__ffrom(af__fbits(xs) & 0x7fffffffu) < AF__INFF ? xs : 0.0f;
+    float S = xf + q;
+    float bb = S - xf;
+    float t = (xf - (S - bb)) + (q - bb);
+    float y = S + (t + qc);
+    float n2 = pos ? 0.0f : m - m1;             /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    y = (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+    return xs == xf ? y : xs;
+}
+
+/* softplus(x; beta) below the threshold (1/beta is a loop invariant). */
+AF_INLINE float af_softplusf(float x, float beta) { return af__softplusf(x, beta, 1.0f / beta); }
+
+/* log_sigmoid(x) = -softplus(-x) (beta = 1: the division folds away). */
+AF_INLINE float af_log_sigmoidf(float x) { return -af__softplusf(-x, 1.0f, 1.0f); }
+
+/*
+ * m1 m2 as the exact pair mh + *ml (FMA) times 2^*k, each factor scaled by 2^-64 above
+ * 2^60 and by 2^64 below 2^-60 (k in [-128, 128]): the pair then neither overflows
+ * where a result that multiplies it by a factor <= 1.1 need not, nor loses its low part
+ * in the subnormals (swiglu: value times silu or silu', whose double path forms the
+ * product in double). The low part is 0 where mh is not finite.
+ */
+AF_INLINE float af__scale_expf(float m)
+{
+    float a = af__ffrom(af__fbits(m) & 0x7fffffffu);
+    return a > 0x1p60f ? -64.0f : (a < 0x1p-60f ? 64.0f : 0.0f);
+}
+AF_INLINE float af__prod_pairf(float m1, float m2, float *ml, float *k)
+{
+    float k1 = af__scale_expf(m1), k2 = af__scale_expf(m2);
+    float m1s = m1 * af__pow2if(k1), m2s = m2 * af__pow2if(k2);
+    float mh = m1s * m2s;
+    *ml = af__ffrom(af__fbits(mh) & 0x7fffffffu) < AF__INFF ? AF_FMAF(m1s, m2s, -mh) : 0.0f;
+    *k = -(k1 + k2);
+    return mh;
+}
+
+/*
+ * (mh + ml) 2^k silu'(t) for t = th + tl (k from af__prod_pairf, or 0) (|tl| <= 2^-16 ulp-sized; NaN passes), with
+ * silu'(t) = s (1 + t (1 - s)) written through e = exp(-|t|) = 2^n (ph + pl) and
+ * d = 1 + e (the Fast2Sum pair of af__sigmoid_slopef) so that nothing cancels but the
+ * root's own sum:
+ *  - t >= 0: (1 + e c) / d^2, c = 1 + t (a TwoSum pair); e c <= 1, so 1 + e c is a
+ *    Fast2Sum pair, all terms positive;
+ *  - t < 0: 2^n (ph + pl) (c + e) / d^2: c + e is the one sum that cancels (at the root
+ *    t = -1.2785); as a TwoSum of the pairs c and e it is exact to the ~2^-32 relative
+ *    error of e, which is ~2^-34 absolute there: far below the root convention's ulp of 1.
+ * The quotient is q0 = N rcp^2 corrected once with the FMA residual (as
+ * af__sigmoid_slopef), the multiplier enters as fma(mh, q0', mh qc' + ml q0'), one
+ * rounding (ml: the exact low part of a product dy * value, swiglu's); for t < 0 the
+ * factor 2^n is split as in af__sigmoid_slopef (s1 = 2^max(n, -60) before the product,
+ * the rest last: one rounding in the subnormal tail). t is clamped to [-200, 88]: silu'
+ * is 1 in float from 17 on and 0 below -200 (the clamp also keeps t = -inf from giving
+ * inf * 0).
+ */
+AF_INLINE float af__silu_slopef(float th, float tl, float mh, float ml, float k)
+{
+    float t = th > 88.0f ? 88.0f : th;
+    t = t < -200.0f ? -200.0f : t;
+    tl = t == th ? tl : 0.0f;
+    int pos = t >= 0.0f;
+    float pl, n;
+    float ph = af__exp_pairf(pos ? -t : t, pos ? -tl : tl, &pl, &n);
+    float m1 = n < -60.0f ? -60.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float Dh = dh * dh;
+    float Dl = AF_FMAF(dh, dh, -Dh) + 2.0f * dh * dl;
+    float ch = 1.0f + t;                        /* c = 1 + t, TwoSum */
+    float cb = ch - 1.0f;
+    float cl = ((1.0f - (ch - cb)) + (t - cb)) + tl;
+    /* t >= 0: N = 1 + e c */
+    float Ph = eh * ch;
+    float Pl = AF_FMAF(eh, ch, -Ph) + AF_FMAF(eh, cl, el * ch);
+    float Np = 1.0f + Ph;
+    float Npl = ((1.0f - Np) + Ph) + Pl;
+    /* t < 0: N = (ph + pl) (c + e), in units of 2^n */
+    float Sh = ch + eh;
+    float sb = Sh - ch;
+    float Sl = ((ch - (Sh - sb)) + (eh - sb)) + (cl + el);
+    float Nn = ph * Sh;
+    float Nnl = AF_FMAF(ph, Sh, -Nn) + AF_FMAF(ph, Sl, pl * Sh);
+    float Nh = pos ? Np : Nn, Nl = pos ? Npl : Nnl;
+    float rcp = 1.0f / dh;
+    float r2 = rcp * rcp;
+    float q0 = Nh * r2;
+    float res = AF_FMAF(-q0, Dh, Nh) + AF_FMAF(-q0, Dl, Nl);
+    float qc = res * r2;
+    /* mh = +-inf: the low products would be inf * 0 */
+    float mf = af__ffrom(af__fbits(mh) & 0x7fffffffu) < AF__INFF ? mh : 0.0f;
+    float ks = pos ? 1.0f : s1;
+    float qk = q0 * ks;
+    float g = AF_FMAF(mh, qk, AF_FMAF(mf, qc * ks, ml * qk));
+    /* n - m1 in [-229, 0], k in [-128, 128]; below -250 the result is 0 (|g| < 2^70) */
+    float e = (pos ? 0.0f : n - m1) + k;
+    return af__ldexpf2(g, e < -250.0f ? -250.0f : e);
+}
+
+/* dy silu'(x) */
+AF_INLINE float af_silu_gradf(float x, float dy)
+{
+    return af__silu_slopef(x, 0.0f, dy, 0.0f, 0.0f);
+}
+
+/* beta x as the pair (th, *tl) for beta = bh + bl (bl = 0 for a float beta): exact
+ * with FMA up to bl x. The low part is taken from x = 0 from |th| = 2^8 on: the
+ * consumers clamp beta x at -200 (or 88) but not the low part, which must stay within
+ * af__exp_pairf's 2^-16 (and for x = inf would be inf - inf). beta = 0 gives 0 also
+ * for x = +-inf (silu is then x / 2), NaN for NaN x: as silu_beta_x in the .pxd. */
+AF_INLINE float af__beta_xf(float x, float bh, float bl, float *tl)
+{
+    float th = bh * x;
+    float xg = af__ffrom(af__fbits(th) & 0x7fffffffu) < 0x1p8f ? x : 0.0f;
+    *tl = AF_FMAF(bh, xg, -(bh * xg)) + bl * xg;
+    return bh == 0.0f ? (x == x ? 0.0f : x) : th;
+}
+
+/* dy silu'(beta x) for beta = bh + bl (the double beta split into floats, loop
+ * invariants) */
+AF_INLINE float af_silu_beta_gradf(float x, float dy, float bh, float bl)
+{
+    float tl;
+    float th = af__beta_xf(x, bh, bl, &tl);
+    return af__silu_slopef(th, tl, dy, 0.0f, 0.0f);
+}
+
+/*
+ * swiglu's dgate = dy value silu'(beta gate) (beta a float: bl = 0 in the pair of beta
+ * gate): dy value as the exact pair of af__prod_pairf, so that the float result rounds
+ * once as the double path's.
+ */
+AF_INLINE float af_swiglu_dgatef(float gate, float value, float dy, float beta)
+{
+    float tl;
+    float th = af__beta_xf(gate, beta, 0.0f, &tl);
+    float ml, k;
+    float mh = af__prod_pairf(value, dy, &ml, &k);
+    return af__silu_slopef(th, tl, mh, ml, k);
+}
+
+/*
+ * mish's t = tanh(softplus(x)) = A / D, as float pairs, from u = exp(-|x|) = 2^n (ph + pl)
+ * (af__exp_pairf) and U = u 2^(m1 - n) = s1 (ph + pl), s1 = 2^max(n, -60) (U is u where
+ * it shows next to 1 or 2; below 2^-60 it stands in for it only where it does not show):
+ *  - x < 0 (u = e^x): t = u (u + 2) / (u (u + 2) + 2); A is (ph + pl) P in units of
+ *    2^n (the factor 2^n is the caller's to apply, last), P = U + 2 a Fast2Sum pair,
+ *    D = U P + 2;
+ *  - x >= 0 (u = e^-x): t = (1 + 2u) / (1 + 2u + 2u^2), A = 1 + 2U and B = 2U^2 exact
+ *    pairs, D = A + B (Fast2Sum: A >= B).
+ * Neither form has a cancelling sum; the pairs carry the ~2^-32 of u and ~2^-46 of their
+ * own, so that the quotient (corrected once by the caller) is good to ~2^-31.
+ * x is clamped to [-200, 88] (exp_pairf's range); callers use xc for the x of the
+ * formulas. *Q = U + 1 as a Fast2Sum pair, *B the pair 2U^2 (for mish'). (mish itself,
+ * x A / D from these pairs with one rounding, measured 0.80 ulp but ~10-20% slower than
+ * the double path, which the .pxd keeps.)
+ */
+typedef struct { float h, l; } af__pairf;
+
+AF_INLINE af__pairf af__pair_mulf(af__pairf a, af__pairf b)
+{
+    float h = a.h * b.h;
+    af__pairf r = {h, AF_FMAF(a.h, b.h, -h) + AF_FMAF(a.h, b.l, a.l * b.h)};
+    return r;
+}
+AF_INLINE af__pairf af__pair_addf(af__pairf a, af__pairf b)
+{
+    /* TwoSum of the high parts (no ordering needed), low parts added */
+    float h = a.h + b.h;
+    float bb = h - a.h;
+    af__pairf r = {h, ((a.h - (h - bb)) + (b.h - bb)) + (a.l + b.l)};
+    return r;
+}
+
+AF_INLINE void af__mish_partsf(float x, af__pairf *A, af__pairf *D, af__pairf *P, af__pairf *Q,
+                               af__pairf *B, af__pairf *pu, float *n_out, float *m1_out, float *s1_out)
+{
+    float xc = x > 88.0f ? 88.0f : x;
+    xc = xc < -200.0f ? -200.0f : xc;
+    int pos = xc >= 0.0f;
+    float pl, n;
+    float ph = af__exp_pairf(pos ? -xc : xc, 0.0f, &pl, &n);
+    float m1 = n < -60.0f ? -60.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
+    af__pairf U = {eh, el}, u = {ph, pl};
+    /* x < 0 */
+    float p2 = 2.0f + eh;
+    af__pairf Pp = {p2, ((2.0f - p2) + eh) + el};
+    af__pairf An = af__pair_mulf(u, Pp);
+    af__pairf UP = af__pair_mulf(U, Pp);
+    float dn = UP.h + 2.0f;
+    af__pairf Dn = {dn, ((2.0f - dn) + UP.h) + UP.l};
+    /* x >= 0 */
+    float a1 = 1.0f + 2.0f * eh;
+    af__pairf Ap = {a1, ((1.0f - a1) + 2.0f * eh) + 2.0f * el};
+    float b2 = 2.0f * eh * eh;
+    af__pairf Bp = {b2, AF_FMAF(2.0f * eh, eh, -b2) + 4.0f * eh * el};
+    float dp = a1 + b2;
+    af__pairf Dp = {dp, ((a1 - dp) + b2) + (Ap.l + Bp.l)};
+    float q1 = 1.0f + eh;
+    af__pairf Qp = {q1, ((1.0f - q1) + eh) + el};
+    A->h = pos ? Ap.h : An.h;
+    A->l = pos ? Ap.l : An.l;
+    D->h = pos ? Dp.h : Dn.h;
+    D->l = pos ? Dp.l : Dn.l;
+    *P = Pp;
+    *Q = Qp;
+    *B = Bp;
+    *pu = u;
+    *n_out = pos ? 0.0f : n;                    /* the caller's last factor: 2^(n - m1) */
+    *m1_out = pos ? 0.0f : m1;
+    *s1_out = pos ? 1.0f : s1;
+}
+
+/*
+ * dy mish'(x), mish' = t + x s (1 - t^2) = N / D^2 over the pairs of af__mish_partsf:
+ *  - x < 0: N = u ((u + 2) D + 4x (u + 1)) (1 - t^2 = 4 (u + 1)^2 / D^2, s = u / (1 + u));
+ *    the sum cancels at the root x = -1.1920, where both terms are ~6.2 and exact pairs
+ *    (products by FMA, 4x exact): the error there is ~2^-40 absolute, far below the
+ *    root convention's ulp of 1; the leading u is (ph + pl), 2^n applied last;
+ *  - x >= 0: N = A D + 2x B (1 + u) (1 - t^2 = 4u^2 (1 + u)^2 / D^2, s = 1 / (1 + u)),
+ *    all terms positive.
+ * N / D^2 is corrected once (D^2 the exact square pair of Dh plus 2 Dh Dl), dy enters
+ * with one rounding as in af__silu_slopef. x is clamped to [-200, 88] (mish' is 1 from
+ * 10 on in float, 0 below -200).
+ */
+AF_INLINE float af_mish_gradf(float x, float dy)
+{
+    af__pairf A, D, P, Q, B, u;
+    float n, m1, s1;
+    af__mish_partsf(x, &A, &D, &P, &Q, &B, &u, &n, &m1, &s1);
+    float xc = x > 88.0f ? 88.0f : x;
+    xc = xc < -200.0f ? -200.0f : xc;
+    int pos = xc >= 0.0f;
+    /* x < 0 */
+    af__pairf X4 = {4.0f * xc, 0.0f};
+    af__pairf G = af__pair_addf(af__pair_mulf(P, D), af__pair_mulf(X4, Q));
+    af__pairf Nn = af__pair_mulf(u, G);
+    /* x >= 0 */
+    af__pairf X2 = {2.0f * xc, 0.0f};
+    af__pairf Np = af__pair_addf(af__pair_mulf(A, D), af__pair_mulf(af__pair_mulf(X2, B), Q));
+    float Nh = pos ? Np.h : Nn.h, Nl = pos ? Np.l : Nn.l;
+    float D2h = D.h * D.h;
+    float D2l = AF_FMAF(D.h, D.h, -D2h) + 2.0f * D.h * D.l;
+    float rcp = 1.0f / D2h;
+    float q0 = Nh * rcp;
+    float qc = (AF_FMAF(-q0, D2h, Nh) + AF_FMAF(-q0, D2l, Nl)) * rcp;
+    float dyf = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
+    float g = AF_FMAF(dy, q0 * s1, dyf * (qc * s1));
+    return af__ldexpf2(g, n - m1);
+}
+
+
 /* ---- expm1 scaled, in float lanes ------------------------------------------------------- */
 
 /*

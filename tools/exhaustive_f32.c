@@ -55,6 +55,35 @@ static double r_celu_grad(double x, double p) { return x > 0 ? 1.0 : exp(x / (do
 static double r_elu_grad(double x, double p) { return x > 0 ? 1.0 : (double)(float)p * exp(x); }
 static double r_selu(double x, double p) { return x > 0 ? SELU_S * x : SELU_S * (p * SELU_A) * expm1(x); }
 static double r_selu_grad(double x, double p) { return x > 0 ? SELU_S : SELU_S * (p * SELU_A) * exp(x); }
+/* softplus family (softplus, log_sigmoid, silu', mish', swiglu's dgate); without FMA the
+ * module uses the .pxd's double paths for these (AF_FLOAT_LANES = 0): check them with FMA */
+static double r_softplus(double x, double p)
+{
+    double b = (double)(float)p * x;        /* exact */
+    if ((float)b > 20.0f) return x;         /* the threshold, compared in float */
+    return ((b > 0 ? b : 0) + log1p(exp(-fabs(b)))) / (double)(float)p;
+}
+static double r_log_sigmoid(double x, double p) { (void)p; return (x < 0 ? x : 0) - log1p(exp(-fabs(x))); }
+static double r_silu_grad(double x, double p)
+{
+    (void)p;                                /* s (1 + x (1 - s)) through e = exp(-|x|) */
+    double e = exp(-fabs(x)), d = (1 + e) * (1 + e);
+    if (isinf(x)) return x > 0 ? 1 : 0;
+    return x >= 0 ? (1 + e * (1 + x)) / d : e * ((1 + x) + e) / d;
+}
+static double r_silu_beta_grad(double x, double p) { return r_silu_grad(p * x, 0); }
+/* swiglu's dgate with the value p (exact in float) and dy = 1: p silu'(x) */
+static double r_swiglu_dgate(double x, double p) { return (double)(float)p * r_silu_grad(x, 0); }
+static double r_mish_grad(double x, double p)
+{
+    /* t + x s (1 - t^2), s and 1 - t^2 without cancellation */
+    (void)p;
+    if (isinf(x)) return x > 0 ? 1 : 0;
+    double sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    double t = tanh(sp), c = 1 / cosh(sp);
+    double s = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+    return t + x * s * (c * c);
+}
 
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
@@ -118,6 +147,21 @@ static float f_exp_pair(float x, double p)
 #endif
 }
 /* ---- end of softmax rows ---- */
+/* softplus family */
+static float f_softplus(float x, double p)
+{
+    float b = (float)p;
+    return b * x > 20.0f ? x : af_softplusf(x, b);
+}
+static float f_log_sigmoid(float x, double p) { (void)p; return af_log_sigmoidf(x); }
+static float f_silu_grad(float x, double p) { (void)p; return af_silu_gradf(x, 1.0f); }
+static float f_swiglu_dgate(float x, double p) { return af_swiglu_dgatef(x, (float)p, 1.0f, 1.0f); }
+static float f_mish_grad(float x, double p) { (void)p; return af_mish_gradf(x, 1.0f); }
+static float f_silu_beta_grad(float x, double p)
+{
+    float bh = (float)p, bl = (float)(p - (double)bh);
+    return af_silu_beta_gradf(x, 1.0f, bh, bl);
+}
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -153,6 +197,8 @@ static inline __attribute__((always_inline)) void
 run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stride)
 {
     double worst = 0, wx = 0;
+    /* silu_beta_grad is silu'(beta x): its root is silu''s over beta */
+    double root = strcmp(op->name, "silu_beta_grad") == 0 ? op->root / p : op->root;
     unsigned long long count = 0;
     long long n_chunks = (long long)(((1ull << 32) + stride * CHUNK - 1) / (stride * CHUNK));
 #pragma omp parallel
@@ -172,7 +218,7 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
             for (int i = 0; i < k; i++) ys[i] = f(xs[i], p);
             for (int i = 0; i < k; i++) {
                 double x = xs[i];
-                double e = err_of(ys[i], ref(x, p), x, op->root);
+                double e = err_of(ys[i], ref(x, p), x, root);
                 if (e > lw) { lw = e; lx = x; }
             }
             lc += k;
@@ -207,6 +253,13 @@ RUN_FOR(selu)
 RUN_FOR(selu_grad)
 RUN_FOR(exp)          /* softmax rows */
 RUN_FOR(exp_pair)
+/* softplus family */
+RUN_FOR(softplus)
+RUN_FOR(log_sigmoid)
+RUN_FOR(silu_grad)
+RUN_FOR(swiglu_dgate)
+RUN_FOR(mish_grad)
+RUN_FOR(silu_beta_grad)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -222,6 +275,13 @@ static const op_t OPS[] = {
     OP(selu_grad, 1.0, NAN),
     OP(exp, 0, NAN),      /* softmax rows */
     OP(exp_pair, 0, NAN),
+    /* softplus family */
+    OP(softplus, 1.0, NAN),
+    OP(log_sigmoid, 0, NAN),
+    OP(silu_grad, 0, -1.2784645427610738),
+    OP(swiglu_dgate, 1.7, -1.2784645427610738),
+    OP(mish_grad, 0, -1.1919942),
+    OP(silu_beta_grad, 1.5, -1.2784645427610738),   /* root / beta: see run_with */
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

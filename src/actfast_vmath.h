@@ -728,4 +728,210 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
     return h;
 }
 
+/* ==== gelu family in float lanes (float32 gelu, gelu', gelu_tanh, gelu_tanh') ============ */
+
+/* TEMP coefficients (to move to actfast_vmath_poly.h) */
+#define AF__GELU_A0 2.0f
+#define AF__GELU_AM 1.0f
+#define AF__GELU_DM 1.904761940e-01f
+#define AF__GELU_H0 5.231565833e-01f
+#define AF__GELU_H0L 2.033381241e-10f
+AF_INLINE float af__gelu_headf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, -1.046342845e-06f, 3.926354111e-06f), -1.115958457e-05f), 3.881180601e-05f), -1.306624035e-04f), 4.008871911e-04f), -1.136169070e-03f), 2.923112363e-03f), -6.574860774e-03f), 1.193595026e-02f), -1.314968336e-02f), -1.314968616e-02f); }
+#define AF__GELU_T0 4.691364169e-01f
+#define AF__GELU_T0L 6.925909180e-09f
+#define AF__GELU_T1 3.102946877e-01f
+#define AF__GELU_T1L -1.032728392e-08f
+AF_INLINE float af__gelu_tailf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, 5.837160873e+01f, -4.152352142e+01f), 2.475498199e+00f), 8.431224823e+00f), -4.096933842e+00f), -3.783973753e-01f), 1.312255263e+00f), -3.726586699e-01f), -4.199699163e-01f); }
+
+#define AF__RSQRT2PIF 3.989422917e-01f          /* 1/sqrt(2 pi) = hi + lo */
+#define AF__RSQRT2PIF_LO -1.133517014e-08f
+#define AF__GELU_CF 1.595769167e+00f            /* 2 sqrt(2/pi) = hi + lo */
+#define AF__GELU_CF_LO -4.534068054e-08f
+#define AF__GELU_BF 4.471499845e-02f            /* 0.044715 = hi + lo */
+#define AF__GELU_BF_LO 1.546144435e-09f
+#define AF__GELU_B3F 1.341450065e-01f           /* 3 * 0.044715 = hi + lo */
+#define AF__GELU_B3F_LO -6.537437258e-09f
+
+#if defined(AF_HAS_FMA)
+/*
+ * R(a) = erfcx(a/sqrt2)/2 = exp(a^2/2) Q(a) (Q the upper normal tail) for a in [0, 20]
+ * (NaN passes), as a float pair.
+ */
+AF_INLINE float af__gelu_rf(float a, float *rl)
+{
+    float sh = 1.0f + a;
+    float sl = a > 1.0f ? (a - sh) + 1.0f : (1.0f - sh) + a;
+    float d = 1.0f / sh;
+    float eps = AF_FMAF(-d, sh, 1.0f) - d * sl;
+    /* head, a < A0: C = c0 + t P(t), t = a - AM */
+    float th = a - AF__GELU_AM;
+    float thl = (-AF__GELU_AM - th) + a;
+    float P = af__gelu_headf(th);
+    float ph = th * P;
+    float hh = AF__GELU_H0 + ph;
+    float hl = ((AF__GELU_H0 - hh) + ph) + AF_FMAF(thl, P, AF__GELU_H0L);
+    /* tail: C = c0 + c1 t + t^2 Q(t), t = d - DM */
+    float tt = d - AF__GELU_DM;
+    float ttl = (-AF__GELU_DM - tt) + d;
+    float Q = af__gelu_tailf(tt);
+    float c1 = AF__GELU_T1 * tt;
+    float c1l = AF_FMAF(AF__GELU_T1, tt, -c1);
+    float q = (tt * tt) * Q;
+    float dc = AF_FMAF(2.0f * tt, Q, AF__GELU_T1);
+    float gh = AF__GELU_T0 + c1;
+    float gl = ((AF__GELU_T0 - gh) + c1) + ((c1l + AF_FMAF(AF__GELU_T1L, tt, AF__GELU_T0L)) + AF_FMAF(dc, AF_FMAF(d, eps, ttl), q));
+    int head = a < AF__GELU_A0;
+    float c0 = head ? hh : gh, c0l = head ? hl : gl;
+    float ch = c0 + c0l;
+    float cl = (c0 - ch) + c0l;
+    float rh = d * ch;
+    *rl = AF_FMAF(d, ch, -rh) + d * AF_FMAF(ch, eps, cl);
+    return rh;
+}
+
+/*
+ * m Phi(x) (grad = 0: m = x gives gelu) or m (Phi(x) + x phi(x)) (grad = 1, gelu').
+ */
+AF_INLINE float af__gelu_coref(float x, float m, int grad)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    a = a > 20.0f ? 20.0f : a;
+    float hh = a * a;
+    float hl = AF_FMAF(a, a, -hh);
+    float pl, n;
+    float ph = af__exp_pairf(-0.5f * hh, -0.5f * hl, &pl, &n);
+    float dl;
+    float dh = af__gelu_rf(a, &dl);
+    if (grad) {
+        float kh = a * AF__RSQRT2PIF;
+        float kl = AF_FMAF(a, AF__RSQRT2PIF, -kh) + a * AF__RSQRT2PIF_LO;
+        float sh = dh - kh;
+        float err = dh >= kh ? (dh - sh) - kh : dh - (sh + kh);
+        dl = err + (dl - kl);
+        dh = sh;
+    }
+    float Ph = ph * dh;
+    float Pl = AF_FMAF(ph, dh, -Ph) + AF_FMAF(ph, dl, pl * dh);
+    float n1 = n < -100.0f ? -100.0f : n;
+    float s1 = af__pow2if(n1);
+    float qh = Ph * s1, ql = Pl * s1;
+    float oh = 1.0f - qh;
+    float ol = ((1.0f - oh) - qh) - ql;
+    int pos = x >= 0.0f;
+    float yh = pos ? oh : qh, yl = pos ? ol : ql;
+    float mg = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
+    float y = AF_FMAF(m, yh, mg * yl);
+    float n2 = pos ? 0.0f : n - n1;             /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+}
+
+/* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair; xx + xxl = x^2 exactly. */
+AF_INLINE float af__gelu_tanh_argf(float x, float xx, float xxl, float bh, float bl, float *lo)
+{
+    float p = bh * xx;
+    float pe = AF_FMAF(bh, xx, -p) + AF_FMAF(bh, xxl, bl * xx);
+    float wh = 1.0f + p;
+    float wl = (p > 1.0f ? (p - wh) + 1.0f : (1.0f - wh) + p) + pe;
+    float g = x * wh;
+    float gl = AF_FMAF(x, wh, -g) + x * wl;
+    float th = AF__GELU_CF * g;
+    float tl = AF_FMAF(AF__GELU_CF, g, -th) + AF_FMAF(AF__GELU_CF, gl, AF__GELU_CF_LO * g);
+    float h = th + tl;
+    *lo = (th - h) + tl;
+    return h;
+}
+#endif
+
+AF_INLINE float af_geluf(float x)
+{
+#if defined(AF_HAS_FMA)
+    float y = af__gelu_coref(x, x, 0);
+#else
+    float y = (float)af_xndtr_lite((double)x);
+#endif
+    return x == -AF__INFF ? 0.0f : y;
+}
+
+AF_INLINE float af_gelu_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__gelu_coref(x, dy, 1);
+#else
+    /* in double, rounded once: the cancellation near the root costs ~1e-16 absolute */
+    double xd = (double)x;
+    double g = af_ndtr_xpdf(xd > 40.0 ? 40.0 : (xd < -40.0 ? -40.0 : xd));
+    return (float)((double)dy * g);
+#endif
+}
+
+AF_INLINE float af_gelu_tanhf(float x)
+{
+    float xc = x > 14.0f ? 14.0f : x;
+    xc = xc < -14.0f ? -14.0f : xc;
+#if defined(AF_HAS_FMA)
+    float xx = xc * xc, xxl = AF_FMAF(xc, xc, -xx);
+    float tl;
+    float th = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_BF, AF__GELU_BF_LO, &tl);
+    float y = af__msigmoidf(x, th, tl);
+#else
+    double xd = (double)xc;
+    double t = (2.0 * 0.79788456080286535588) * (xd + 0.044715 * xd * xd * xd);
+    double e = af_exp_lite(-af__copysign(t, 1.0));
+    float y = (float)((t >= 0.0 ? (double)x : (double)x * e) / (1.0 + e));
+#endif
+    return x == -AF__INFF ? 0.0f : y;
+}
+
+AF_INLINE float af_gelu_tanh_gradf(float x, float dy)
+{
+    float xc = x > 14.0f ? 14.0f : x;
+    xc = xc < -14.0f ? -14.0f : xc;
+#if defined(AF_HAS_FMA)
+    float xx = xc * xc, xxl = AF_FMAF(xc, xc, -xx);
+    float tl, kl;
+    float th = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_BF, AF__GELU_BF_LO, &tl);
+    float kh = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_B3F, AF__GELU_B3F_LO, &kl);
+    int pos = th >= 0.0f;
+    float z = pos ? -th : th;
+    float zl = pos ? -tl : tl;
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    float m1 = n < -100.0f ? -100.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float r0 = 1.0f / dh;
+    float rr = (AF_FMAF(-r0, dh, 1.0f) - r0 * dl) * r0;
+    float Ph = ph * r0;
+    float Pl = AF_FMAF(ph, r0, -Ph) + AF_FMAF(ph, rr, pl * r0);
+    float fh = pos ? Ph * s1 : r0, fl = pos ? Pl * s1 : rr;
+    float sh = pos ? r0 : Ph, sl = pos ? rr : Pl;
+    float kf = kh * fh;
+    float kfl = AF_FMAF(kh, fh, -kf) + AF_FMAF(kh, fl, kl * fh);
+    float wh = 1.0f + kf;
+    float ak = af__ffrom(af__fbits(kf) & 0x7fffffffu);
+    float wl = (ak > 1.0f ? (kf - wh) + 1.0f : (1.0f - wh) + kf) + kfl;
+    float gh = sh * wh;
+    float gl = AF_FMAF(sh, wh, -gh) + AF_FMAF(sh, wl, sl * wh);
+    float t1 = pos ? 1.0f : s1;
+    float dyg = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
+    float y = AF_FMAF(dy, gh * t1, dyg * (gl * t1));
+    float n2 = pos ? 0.0f : n - m1;
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+#else
+    double xd = (double)xc;
+    double t = (2.0 * 0.79788456080286535588) * (xd + 0.044715 * xd * xd * xd);
+    double k = xd * ((2.0 * 0.79788456080286535588) * (1.0 + (3.0 * 0.044715) * xd * xd));
+    double e = af_exp_lite(-af__copysign(t, 1.0));
+    double r = 1.0 / (1.0 + e);
+    double g = t >= 0.0 ? r * (1.0 + k * (e * r)) : (e * r) * (1.0 + k * r);
+    return (float)((double)dy * g);
+#endif
+}
+/* ==== end of the gelu family ============================================================ */
+
 #endif /* ACTFAST_VMATH_H */

@@ -729,33 +729,44 @@ AF_INLINE double af_gelu_tanh_u2(double x, double *lo)
 }
 
 /* ==== gelu family in float lanes (float32 gelu, gelu', gelu_tanh, gelu_tanh') ============ */
-
-/* TEMP coefficients (to move to actfast_vmath_poly.h) */
-#define AF__GELU_A0 2.0f
-#define AF__GELU_AM 1.0f
-#define AF__GELU_DM 1.904761940e-01f
-#define AF__GELU_H0 5.231565833e-01f
-#define AF__GELU_H0L 2.033381241e-10f
-AF_INLINE float af__gelu_headf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, -1.046342845e-06f, 3.926354111e-06f), -1.115958457e-05f), 3.881180601e-05f), -1.306624035e-04f), 4.008871911e-04f), -1.136169070e-03f), 2.923112363e-03f), -6.574860774e-03f), 1.193595026e-02f), -1.314968336e-02f), -1.314968616e-02f); }
-#define AF__GELU_T0 4.691364169e-01f
-#define AF__GELU_T0L 6.925909180e-09f
-#define AF__GELU_T1 3.102946877e-01f
-#define AF__GELU_T1L -1.032728392e-08f
-AF_INLINE float af__gelu_tailf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, 5.837160873e+01f, -4.152352142e+01f), 2.475498199e+00f), 8.431224823e+00f), -4.096933842e+00f), -3.783973753e-01f), 1.312255263e+00f), -3.726586699e-01f), -4.199699163e-01f); }
-
-#define AF__RSQRT2PIF 3.989422917e-01f          /* 1/sqrt(2 pi) = hi + lo */
-#define AF__RSQRT2PIF_LO -1.133517014e-08f
-#define AF__GELU_CF 1.595769167e+00f            /* 2 sqrt(2/pi) = hi + lo */
-#define AF__GELU_CF_LO -4.534068054e-08f
-#define AF__GELU_BF 4.471499845e-02f            /* 0.044715 = hi + lo */
-#define AF__GELU_BF_LO 1.546144435e-09f
-#define AF__GELU_B3F 1.341450065e-01f           /* 3 * 0.044715 = hi + lo */
-#define AF__GELU_B3F_LO -6.537437258e-09f
+/*
+ * float32 gelu = x Phi(x), gelu' = Phi(x) + x phi(x), gelu_tanh = x sigmoid(t) and
+ * gelu_tanh' = sigmoid(t) (1 + k (1 - sigmoid(t))), t = c x (1 + b x^2), k = c x (1 + 3b x^2),
+ * in float lanes (16 per AVX-512 vector) with FMA, within 0.78 ulp over all 2^32 inputs
+ * (tools/exhaustive_f32.c); without FMA in double, rounded once, as before.
+ *
+ * Final results are m y with y a float pair rounded once, fma(m, yh, m yl) (m = x or dy),
+ * so the pair must be good to ~2^-26 relative: every term that a plain float rounding
+ * would spoil is carried as a pair.
+ *  - gelu: with a = |x|, Q(a) = Phi(-a) = exp(-a^2/2) R(a), R = erfcx(a/sqrt2)/2 smooth
+ *    and in [0.02, 0.5]; x < 0: x 2^n E R, x >= 0: x (1 - 2^n E R) (E R <= 1/2, so the
+ *    Fast2Sum 1 - q is exact and nothing cancels). exp(-a^2/2) comes from the exact square
+ *    a^2 = hh + hl (FMA) as the pair of af__exp_pairf: rounding a^2 (or x/sqrt2) alone
+ *    would cost ~a^2 ulp in the tail (170 at x = -13).
+ *  - gelu' = 2^n E (R - a/sqrt(2 pi)) for x < 0 and 1 - that for x >= 0: the same pair
+ *    with a k subtracted exactly (two-product and a Fast2Sum on the larger of the two).
+ *    Near the root x = -0.7518 the difference cancels, but as pairs: absolute error
+ *    ~2^-40, far inside the ulp(1) of the root convention.
+ *  - gelu_tanh: x sigmoid(t) = af__msigmoidf(x, th, tl) with t as a float pair: the
+ *    relative error of t is amplified by |t| (up to 200 where dy * result is nonzero),
+ *    so t is formed from exact products (~2^-44).
+ *  - the subnormal tail (x < -13.1 for gelu) takes one more rounding, of a value already
+ *    within 2^-24 of its ulp grid, as in af__msigmoidf (0.75 ulp there).
+ */
 
 #if defined(AF_HAS_FMA)
 /*
- * R(a) = erfcx(a/sqrt2)/2 = exp(a^2/2) Q(a) (Q the upper normal tail) for a in [0, 20]
- * (NaN passes), as a float pair.
+ * R(a) = erfcx(a/sqrt2)/2 = exp(a^2/2) Q(a) for a in [0, 20] (NaN passes), as a float pair
+ * good to ~2^-29 (0.25 ulp of float at most near a = 0, ~0.02 elsewhere). R falls from
+ * 0.5 to 0.02: a polynomial for R itself would carry errors of its leading terms; with
+ * d = 1/(1 + a), C = R (1 + a) varies by 5% on the head a < 2 (a polynomial in a) and by
+ * 21% on the tail (a polynomial in d, the map that turns erfcx's 1/a decay into a smooth
+ * function), so Horner's rule in float adds <= ~0.1 ulp to its leading pair term.
+ * The division: 1 + a is the exact pair (sh, sl) and 1/(1 + a) = d (1 + eps) to second
+ * order (the FMA residual); R = d (1 + eps) C. The tail polynomial is evaluated at the
+ * rounded d and d - DM: their errors (eps, ttl) enter through C'(d) ~ T1 + 2 t Q; the
+ * head's t = a - 1 rounds for a < 1/2 (thl, entered with the slope P, ~0.25 ulp left at
+ * a -> 0 where P is only the secant: see tools/gen_vmath_coeffs.py).
  */
 AF_INLINE float af__gelu_rf(float a, float *rl)
 {
@@ -790,7 +801,11 @@ AF_INLINE float af__gelu_rf(float a, float *rl)
 }
 
 /*
- * m Phi(x) (grad = 0: m = x gives gelu) or m (Phi(x) + x phi(x)) (grad = 1, gelu').
+ * m Phi(x) (grad = 0; m = x is gelu) or m (Phi(x) + x phi(x)) (grad = 1; m = dy is
+ * gelu'), NaN passes, m = +-inf gives +-inf (the low product dropped: inf * 0 would be
+ * NaN). a is clamped at 20: exp(-200) times FLT_MAX underflows, so every result beyond is
+ * 0 (x < 0) or m (x > 0) anyway. 2^n = s1 2^(n - n1), s1 = 2^max(n, -100): q = 2^n1 P is
+ * exact and normal; for x >= 0, 2^n1 > 2^n only where q < 2^-100 is invisible next to 1.
  */
 AF_INLINE float af__gelu_coref(float x, float m, int grad)
 {
@@ -826,7 +841,10 @@ AF_INLINE float af__gelu_coref(float x, float m, int grad)
     return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
 }
 
-/* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair; xx + xxl = x^2 exactly. */
+/* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair (th, *lo) normalised (|lo| <= ulp/2)
+ * for af__msigmoidf; xx + xxl = x^2 exactly, b = bh + bl and c as float pairs: every
+ * product is an FMA two-product, 1 + b x^2 a Fast2Sum on the larger term (b x^2 exceeds 1
+ * for |x| > 4.7); relative error ~2^-44. */
 AF_INLINE float af__gelu_tanh_argf(float x, float xx, float xxl, float bh, float bl, float *lo)
 {
     float p = bh * xx;
@@ -853,18 +871,21 @@ AF_INLINE float af_geluf(float x)
     return x == -AF__INFF ? 0.0f : y;
 }
 
+/* gelu' dy; without FMA Phi + x phi in double (af_ndtr_xpdf; its cancellation near the
+ * root costs ~1e-16 absolute, nothing in float), clamped at +-40 (the limits 0 and 1). */
 AF_INLINE float af_gelu_gradf(float x, float dy)
 {
 #if defined(AF_HAS_FMA)
     return af__gelu_coref(x, dy, 1);
 #else
-    /* in double, rounded once: the cancellation near the root costs ~1e-16 absolute */
     double xd = (double)x;
     double g = af_ndtr_xpdf(xd > 40.0 ? 40.0 : (xd < -40.0 ? -40.0 : xd));
     return (float)((double)dy * g);
 #endif
 }
 
+/* x sigmoid(t): |x| is clamped at 14 for t (t(14) = 218: sigmoid is 1 in float, and
+ * FLT_MAX exp(-200) underflows), x itself is the multiplier; -inf gives the limit 0. */
 AF_INLINE float af_gelu_tanhf(float x)
 {
     float xc = x > 14.0f ? 14.0f : x;
@@ -883,6 +904,14 @@ AF_INLINE float af_gelu_tanhf(float x)
     return x == -AF__INFF ? 0.0f : y;
 }
 
+/*
+ * dy gelu_tanh' = dy S (1 + k F), S = sigmoid(t), F = 1 - S, e = exp(-|t|) = 2^n (ph + pl):
+ * with r = 1/(1 + e) (reciprocal of the Fast2Sum pair, FMA-corrected) and P = (ph + pl) r,
+ * t < 0: S = 2^n P, F = r; t >= 0: S = r, F = 2^n P. k F and 1 + k F are pairs (1 + k F
+ * cancels near the root x = -0.7522: its error stays ~2^-40 absolute), and the product
+ * S (1 + k F) a pair rounded once with dy; 2^n is applied last for t < 0 as in
+ * af__msigmoidf. Without FMA: the same formula in double, rounded once.
+ */
 AF_INLINE float af_gelu_tanh_gradf(float x, float dy)
 {
     float xc = x > 14.0f ? 14.0f : x;

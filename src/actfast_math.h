@@ -95,6 +95,15 @@ static inline float af_gelu_gradf(float x, float dy)
     double xd = x > 40.0f ? 40.0 : (x < -40.0f ? -40.0 : (double)x);
     return (float)((double)dy * af_ndtr_xpdf(xd));
 }
+static inline float af_gegluf(float gate, float value)
+{
+    return gate == -INFINITY ? 0.0f * value : (float)((double)af_geluf(gate) * (double)value);
+}
+static inline float af_geglu_dgatef(float gate, float value, float dy)
+{
+    double g = gate > 40.0f ? 40.0 : (gate < -40.0f ? -40.0 : (double)gate);
+    return (float)(((double)dy * (double)value) * af_ndtr_xpdf(g));
+}
 static inline float af_gelu_tanhf(float x)
 {
     double xd = x > 14.0f ? 14.0 : (x < -14.0f ? -14.0 : (double)x);

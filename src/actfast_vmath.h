@@ -802,12 +802,13 @@ AF_INLINE float af__gelu_rf(float a, float *rl)
 
 /*
  * m Phi(x) (grad = 0; m = x is gelu) or m (Phi(x) + x phi(x)) (grad = 1; m = dy is
- * gelu'), NaN passes, m = +-inf gives +-inf (the low product dropped: inf * 0 would be
+ * gelu'), times v where gated (geglu: m Phi v as (m Phi) v, so that m v cannot overflow
+ * where the result does not), NaN passes, m = +-inf gives +-inf (the low product dropped: inf * 0 would be
  * NaN). a is clamped at 20: exp(-200) times FLT_MAX underflows, so every result beyond is
  * 0 (x < 0) or m (x > 0) anyway. 2^n = s1 2^(n - n1), s1 = 2^max(n, -100): q = 2^n1 P is
  * exact and normal; for x >= 0, 2^n1 > 2^n only where q < 2^-100 is invisible next to 1.
  */
-AF_INLINE float af__gelu_coref(float x, float m, int grad)
+AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
 {
     float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
     a = a > 20.0f ? 20.0f : a;
@@ -835,7 +836,16 @@ AF_INLINE float af__gelu_coref(float x, float m, int grad)
     int pos = x >= 0.0f;
     float yh = pos ? oh : qh, yl = pos ? ol : ql;
     float mg = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
-    float y = AF_FMAF(m, yh, mg * yl);
+    float y;
+    if (!gated) {                               /* v unused */
+        y = AF_FMAF(m, yh, mg * yl);
+    } else {
+        /* two multipliers (the gated units: m y v), m y as a pair, rounded once with v */
+        float zh = m * yh;
+        float zl = AF_FMAF(mg, yh, -(mg * yh)) + mg * yl;
+        float vg = af__ffrom(af__fbits(v) & 0x7fffffffu) < AF__INFF ? v : 0.0f;
+        y = AF_FMAF(v, zh, vg * zl);
+    }
     float n2 = pos ? 0.0f : n - n1;             /* in [-189, 0] */
     float n3 = n2 < -94.0f ? -94.0f : n2;
     return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
@@ -864,7 +874,7 @@ AF_INLINE float af__gelu_tanh_argf(float x, float xx, float xxl, float bh, float
 AF_INLINE float af_geluf(float x)
 {
 #if defined(AF_HAS_FMA)
-    float y = af__gelu_coref(x, x, 0);
+    float y = af__gelu_coref(x, x, 1.0f, 0, 0);
 #else
     float y = (float)af_xndtr_lite((double)x);
 #endif
@@ -876,11 +886,33 @@ AF_INLINE float af_geluf(float x)
 AF_INLINE float af_gelu_gradf(float x, float dy)
 {
 #if defined(AF_HAS_FMA)
-    return af__gelu_coref(x, dy, 1);
+    return af__gelu_coref(x, dy, 1.0f, 1, 0);
 #else
     double xd = (double)x;
     double g = af_ndtr_xpdf(xd > 40.0 ? 40.0 : (xd < -40.0 ? -40.0 : xd));
     return (float)((double)dy * g);
+#endif
+}
+
+/* geglu in float32: gelu(gate) value, and its two gradients dy value gelu'(gate) and
+ * dy gelu(gate) (af_gegluf(gate, dy)), each rounded once (the product of the two
+ * multipliers is a pair). gate = -inf: 0 times value. */
+AF_INLINE float af_gegluf(float gate, float value)
+{
+#if defined(AF_HAS_FMA)
+    float y = af__gelu_coref(gate, gate, value, 0, 1);
+#else
+    float y = (float)(af_xndtr_lite((double)gate) * (double)value);
+#endif
+    return gate == -AF__INFF ? 0.0f * value : y;
+}
+AF_INLINE float af_geglu_dgatef(float gate, float value, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__gelu_coref(gate, dy, value, 1, 1);
+#else
+    double g = (double)gate;
+    return (float)(((double)dy * (double)value) * af_ndtr_xpdf(g > 40.0 ? 40.0 : (g < -40.0 ? -40.0 : g)));
 #endif
 }
 

@@ -940,7 +940,7 @@ AF_INLINE float af_gelu_tanhf(float x)
  * dy gelu_tanh' = dy S (1 + k F), S = sigmoid(t), F = 1 - S, e = exp(-|t|) = 2^n (ph + pl):
  * with r = 1/(1 + e) (reciprocal of the Fast2Sum pair, FMA-corrected) and P = (ph + pl) r,
  * t < 0: S = 2^n P, F = r; t >= 0: S = r, F = 2^n P. k F and 1 + k F are pairs (1 + k F
- * cancels near the root x = -0.7522: its error stays ~2^-40 absolute), and the product
+ * cancels near the root x = -0.7525: its error stays ~2^-40 absolute), and the product
  * S (1 + k F) a pair rounded once with dy; 2^n is applied last for t < 0 as in
  * af__msigmoidf. Without FMA: the same formula in double, rounded once.
  */

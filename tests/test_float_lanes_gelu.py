@@ -21,8 +21,8 @@ import actfast
 from _helpers import assert_ulp, ulp_error
 
 C2 = 2.0 * math.sqrt(2.0 / math.pi)      # 2 sqrt(2/pi): 1 + tanh(u) = 2 sigmoid(2u)
-ROOT_GELU_GRAD = -0.7517915246935645
-ROOT_GELU_TANH_GRAD = -0.7522
+ROOT_GELU_GRAD = -0.7517915246935645      # AF_ROOT_GELU_GRAD_HI
+ROOT_GELU_TANH_GRAD = -0.7524614220710163   # AF_ROOT_GELU_TANH_GRAD_HI
 
 VARIANTS = actfast._dispatch.supported_variants()
 

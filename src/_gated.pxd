@@ -27,6 +27,9 @@ inlined into the span they are the two output stores, and the loop still vectori
   d_sigmoid_slope, gelu_grad_d, gelu_tanh_d, ...). float input is computed in double
   and rounded once, like the float kernels there: the float product dy * value is
   exact in double, so each float result is one rounding of a double computation.
+  Exception: geglu's float32 path uses the float-lane gelu (af_gegluf, af_geglu_dgatef
+  in actfast_vmath.h, FMA): the product of the two multipliers is a float pair there, so
+  it too is rounded once.
   double input takes a few roundings, with the products ordered as g(gate) * value so
   that nothing overflows where the result does not (gate * value could).
 * swiglu's gate function is silu with its beta (act.silu_d, act.silu_grad_d): the
@@ -50,6 +53,8 @@ cdef extern from "actfast_math.h" nogil:
     double af_fma(double a, double b, double c)
     double af_xndtr(double x)
     double af_xndtr_lite(double x)
+    float af_gegluf(float gate, float value)
+    float af_geglu_dgatef(float gate, float value, float dy)
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,18 +134,21 @@ cdef inline double gelu_value_d(double x, bint lite) noexcept nogil:
     return 0.0 if x == -INFINITY else (af_xndtr_lite(x) if lite else af_xndtr(x))
 
 cdef inline floating geglu(floating gate, floating value) noexcept nogil:
+    # float: the float-lane gelu of _activations.pxd (af_gegluf: gelu(gate) value with one
+    # rounding, FMA; in double otherwise).
     if floating is float:
-        return <float>(gelu_value_d(gate, True) * value)
+        return af_gegluf(gate, value)
     else:
         return gelu_value_d(gate, False) * value
 
 cdef inline void geglu_grad(floating gate, floating value, floating dy,
                             floating *dgate, floating *dvalue) noexcept nogil:
-    cdef double slope = act.gelu_grad_d(gate)
+    cdef double slope
     if floating is float:
-        dgate[0] = <float>((<double>dy * value) * slope)
-        dvalue[0] = <float>(gelu_value_d(gate, True) * dy)
+        dgate[0] = af_geglu_dgatef(gate, value, dy)
+        dvalue[0] = af_gegluf(gate, dy)
     else:
+        slope = act.gelu_grad_d(gate)
         dgate[0] = (dy * value) * slope
         dvalue[0] = gelu_value_d(gate, False) * dy
 

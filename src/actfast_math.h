@@ -183,6 +183,40 @@ static inline double af_smx_sumf(const float *a, ptrdiff_t n)
     return s;
 }
 /* ---- end of softmax rows ---- */
+/* ---- gelu family (float input; libm, in double, rounded once) ---- */
+static inline float af_geluf(float x)
+{
+    return x == -INFINITY ? 0.0f : (float)(0.5 * (double)x * erfc(-(double)x * 0.70710678118654752440));
+}
+static inline float af_gelu_gradf(float x, float dy)
+{
+    double xd = x > 40.0f ? 40.0 : (x < -40.0f ? -40.0 : (double)x);
+    return (float)((double)dy * af_ndtr_xpdf(xd));
+}
+static inline float af_gegluf(float gate, float value)
+{
+    return gate == -INFINITY ? 0.0f * value : (float)((double)af_geluf(gate) * (double)value);
+}
+static inline float af_geglu_dgatef(float gate, float value, float dy)
+{
+    double g = gate > 40.0f ? 40.0 : (gate < -40.0f ? -40.0 : (double)gate);
+    return (float)(((double)dy * (double)value) * af_ndtr_xpdf(g));
+}
+static inline float af_gelu_tanhf(float x)
+{
+    double xd = x > 14.0f ? 14.0 : (x < -14.0f ? -14.0 : (double)x);
+    double t = 1.5957691216057308 * (xd + 0.044715 * xd * xd * xd);
+    double e = exp(-fabs(t));
+    return x == -INFINITY ? 0.0f : (float)((t >= 0.0 ? (double)x : (double)x * e) / (1.0 + e));
+}
+static inline float af_gelu_tanh_gradf(float x, float dy)
+{
+    double xd = x > 14.0f ? 14.0 : (x < -14.0f ? -14.0 : (double)x);
+    double t = 1.5957691216057308 * (xd + 0.044715 * xd * xd * xd);
+    double k = xd * (1.5957691216057308 * (1.0 + 0.134145 * xd * xd));
+    double e = exp(-fabs(t)), r = 1.0 / (1.0 + e);
+    return (float)((double)dy * (t >= 0.0 ? r * (1.0 + k * (e * r)) : (e * r) * (1.0 + k * r)));
+}
 #endif
 
 /* a*b + c, fused where the target has FMA (elsewhere fma() is a slow library call). */

@@ -1286,5 +1286,271 @@ AF_INLINE double af_smx_sumf(const float *a, ptrdiff_t n)
     return s[0];
 }
 /* ==== end of softmax rows ==== */
+/* ==== gelu family in float lanes (float32 gelu, gelu', gelu_tanh, gelu_tanh') ============ */
+/*
+ * float32 gelu = x Phi(x), gelu' = Phi(x) + x phi(x), gelu_tanh = x sigmoid(t) and
+ * gelu_tanh' = sigmoid(t) (1 + k (1 - sigmoid(t))), t = c x (1 + b x^2), k = c x (1 + 3b x^2),
+ * in float lanes (16 per AVX-512 vector) with FMA, within 0.78 ulp over all 2^32 inputs
+ * (tools/exhaustive_f32.c); without FMA in double, rounded once, as before.
+ *
+ * Final results are m y with y a float pair rounded once, fma(m, yh, m yl) (m = x or dy),
+ * so the pair must be good to ~2^-26 relative: every term that a plain float rounding
+ * would spoil is carried as a pair.
+ *  - gelu: with a = |x|, Q(a) = Phi(-a) = exp(-a^2/2) R(a), R = erfcx(a/sqrt2)/2 smooth
+ *    and in [0.02, 0.5]; x < 0: x 2^n E R, x >= 0: x (1 - 2^n E R) (E R <= 1/2, so the
+ *    Fast2Sum 1 - q is exact and nothing cancels). exp(-a^2/2) comes from the exact square
+ *    a^2 = hh + hl (FMA) as the pair of af__exp_pairf: rounding a^2 (or x/sqrt2) alone
+ *    would cost ~a^2 ulp in the tail (170 at x = -13).
+ *  - gelu' = 2^n E (R - a/sqrt(2 pi)) for x < 0 and 1 - that for x >= 0: the same pair
+ *    with a k subtracted exactly (two-product and a Fast2Sum on the larger of the two).
+ *    Near the root x = -0.7518 the difference cancels, but as pairs: absolute error
+ *    ~2^-40, far inside the ulp(1) of the root convention.
+ *  - gelu_tanh: x sigmoid(t) = af__msigmoidf(x, th, tl) with t as a float pair: the
+ *    relative error of t is amplified by |t| (up to 200 where dy * result is nonzero),
+ *    so t is formed from exact products (~2^-44).
+ *  - the subnormal tail (x < -13.1 for gelu) takes one more rounding, of a value already
+ *    within 2^-24 of its ulp grid, as in af__msigmoidf (0.75 ulp there).
+ */
+
+#if defined(AF_HAS_FMA)
+/*
+ * R(a) = erfcx(a/sqrt2)/2 = exp(a^2/2) Q(a) for a in [0, 20] (NaN passes), as a float pair
+ * good to ~2^-29 (0.25 ulp of float at most near a = 0, ~0.02 elsewhere). R falls from
+ * 0.5 to 0.02: a polynomial for R itself would carry errors of its leading terms; with
+ * d = 1/(1 + a), C = R (1 + a) varies by 5% on the head a < 2 (a polynomial in a) and by
+ * 21% on the tail (a polynomial in d, the map that turns erfcx's 1/a decay into a smooth
+ * function), so Horner's rule in float adds <= ~0.1 ulp to its leading pair term.
+ * The division: 1 + a is the exact pair (sh, sl) and 1/(1 + a) = d (1 + eps) to second
+ * order (the FMA residual); R = d (1 + eps) C. The tail polynomial is evaluated at the
+ * rounded d and d - DM: their errors (eps, ttl) enter through C'(d) ~ T1 + 2 t Q; the
+ * head's t = a - 1 rounds for a < 1/2 (thl, entered with the slope P, ~0.25 ulp left at
+ * a -> 0 where P is only the secant: see tools/gen_vmath_coeffs.py).
+ */
+AF_INLINE float af__gelu_rf(float a, float *rl)
+{
+    float sh = 1.0f + a;
+    float sl = a > 1.0f ? (a - sh) + 1.0f : (1.0f - sh) + a;
+    float d = 1.0f / sh;
+    float eps = AF_FMAF(-d, sh, 1.0f) - d * sl;
+    /* head, a < A0: C = c0 + t P(t), t = a - AM */
+    float th = a - AF__GELU_AM;
+    float thl = (-AF__GELU_AM - th) + a;
+    float P = af__gelu_headf(th);
+    float ph = th * P;
+    float hh = AF__GELU_H0 + ph;
+    float hl = ((AF__GELU_H0 - hh) + ph) + AF_FMAF(thl, P, AF__GELU_H0L);
+    /* tail: C = c0 + c1 t + t^2 Q(t), t = d - DM */
+    float tt = d - AF__GELU_DM;
+    float ttl = (-AF__GELU_DM - tt) + d;
+    float Q = af__gelu_tailf(tt);
+    float c1 = AF__GELU_T1 * tt;
+    float c1l = AF_FMAF(AF__GELU_T1, tt, -c1);
+    float q = (tt * tt) * Q;
+    float dc = AF_FMAF(2.0f * tt, Q, AF__GELU_T1);
+    float gh = AF__GELU_T0 + c1;
+    float gl = ((AF__GELU_T0 - gh) + c1) + ((c1l + AF_FMAF(AF__GELU_T1L, tt, AF__GELU_T0L)) + AF_FMAF(dc, AF_FMAF(d, eps, ttl), q));
+    int head = a < AF__GELU_A0;
+    float c0 = head ? hh : gh, c0l = head ? hl : gl;
+    float ch = c0 + c0l;
+    float cl = (c0 - ch) + c0l;
+    float rh = d * ch;
+    *rl = AF_FMAF(d, ch, -rh) + d * AF_FMAF(ch, eps, cl);
+    return rh;
+}
+
+/*
+ * m Phi(x) (grad = 0; m = x is gelu) or m (Phi(x) + x phi(x)) (grad = 1; m = dy is
+ * gelu'), times v where gated (geglu: m Phi v as (m Phi) v, so that m v cannot overflow
+ * where the result does not), NaN passes, m = +-inf gives +-inf (the low product dropped: inf * 0 would be
+ * NaN). a is clamped at 20: exp(-200) times FLT_MAX underflows, so every result beyond is
+ * 0 (x < 0) or m (x > 0) anyway. 2^n = s1 2^(n - n1), s1 = 2^max(n, -100): q = 2^n1 P is
+ * exact and normal; for x >= 0, 2^n1 > 2^n only where q < 2^-100 is invisible next to 1.
+ */
+AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    a = a > 20.0f ? 20.0f : a;
+    float hh = a * a;
+    float hl = AF_FMAF(a, a, -hh);
+    float pl, n;
+    float ph = af__exp_pairf(-0.5f * hh, -0.5f * hl, &pl, &n);
+    float dl;
+    float dh = af__gelu_rf(a, &dl);
+    if (grad) {
+        float kh = a * AF__RSQRT2PIF;
+        float kl = AF_FMAF(a, AF__RSQRT2PIF, -kh) + a * AF__RSQRT2PIF_LO;
+        float sh = dh - kh;
+        float err = dh >= kh ? (dh - sh) - kh : dh - (sh + kh);
+        dl = err + (dl - kl);
+        dh = sh;
+    }
+    float Ph = ph * dh;
+    float Pl = AF_FMAF(ph, dh, -Ph) + AF_FMAF(ph, dl, pl * dh);
+    float n1 = n < -100.0f ? -100.0f : n;
+    float s1 = af__pow2if(n1);
+    float qh = Ph * s1, ql = Pl * s1;
+    float oh = 1.0f - qh;
+    float ol = ((1.0f - oh) - qh) - ql;
+    int pos = x >= 0.0f;
+    float yh = pos ? oh : qh, yl = pos ? ol : ql;
+    float mg = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
+    float y;
+    if (!gated) {                               /* v unused */
+        y = AF_FMAF(m, yh, mg * yl);
+    } else {
+        /* two multipliers (the gated units: m y v), m y as a pair, rounded once with v */
+        float zh = m * yh;
+        float zl = AF_FMAF(mg, yh, -(mg * yh)) + mg * yl;
+        float vg = af__ffrom(af__fbits(v) & 0x7fffffffu) < AF__INFF ? v : 0.0f;
+        y = AF_FMAF(v, zh, vg * zl);
+    }
+    float n2 = pos ? 0.0f : n - n1;             /* in [-189, 0] */
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+}
+
+/* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair (th, *lo) normalised (|lo| <= ulp/2)
+ * for af__msigmoidf; xx + xxl = x^2 exactly, b = bh + bl and c as float pairs: every
+ * product is an FMA two-product, 1 + b x^2 a Fast2Sum on the larger term (b x^2 exceeds 1
+ * for |x| > 4.7); relative error ~2^-44. */
+AF_INLINE float af__gelu_tanh_argf(float x, float xx, float xxl, float bh, float bl, float *lo)
+{
+    float p = bh * xx;
+    float pe = AF_FMAF(bh, xx, -p) + AF_FMAF(bh, xxl, bl * xx);
+    float wh = 1.0f + p;
+    float wl = (p > 1.0f ? (p - wh) + 1.0f : (1.0f - wh) + p) + pe;
+    float g = x * wh;
+    float gl = AF_FMAF(x, wh, -g) + x * wl;
+    float th = AF__GELU_CF * g;
+    float tl = AF_FMAF(AF__GELU_CF, g, -th) + AF_FMAF(AF__GELU_CF, gl, AF__GELU_CF_LO * g);
+    float h = th + tl;
+    *lo = (th - h) + tl;
+    return h;
+}
+#endif
+
+AF_INLINE float af_geluf(float x)
+{
+#if defined(AF_HAS_FMA)
+    float y = af__gelu_coref(x, x, 1.0f, 0, 0);
+#else
+    float y = (float)af_xndtr_lite((double)x);
+#endif
+    return x == -AF__INFF ? 0.0f : y;
+}
+
+/* gelu' dy; without FMA Phi + x phi in double (af_ndtr_xpdf; its cancellation near the
+ * root costs ~1e-16 absolute, nothing in float), clamped at +-40 (the limits 0 and 1). */
+AF_INLINE float af_gelu_gradf(float x, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__gelu_coref(x, dy, 1.0f, 1, 0);
+#else
+    double xd = (double)x;
+    double g = af_ndtr_xpdf(xd > 40.0 ? 40.0 : (xd < -40.0 ? -40.0 : xd));
+    return (float)((double)dy * g);
+#endif
+}
+
+/* geglu in float32: gelu(gate) value, and its two gradients dy value gelu'(gate) and
+ * dy gelu(gate) (af_gegluf(gate, dy)), each rounded once (the product of the two
+ * multipliers is a pair). gate = -inf: 0 times value. */
+AF_INLINE float af_gegluf(float gate, float value)
+{
+#if defined(AF_HAS_FMA)
+    float y = af__gelu_coref(gate, gate, value, 0, 1);
+#else
+    float y = (float)(af_xndtr_lite((double)gate) * (double)value);
+#endif
+    return gate == -AF__INFF ? 0.0f * value : y;
+}
+AF_INLINE float af_geglu_dgatef(float gate, float value, float dy)
+{
+#if defined(AF_HAS_FMA)
+    return af__gelu_coref(gate, dy, value, 1, 1);
+#else
+    double g = (double)gate;
+    return (float)(((double)dy * (double)value) * af_ndtr_xpdf(g > 40.0 ? 40.0 : (g < -40.0 ? -40.0 : g)));
+#endif
+}
+
+/* x sigmoid(t): |x| is clamped at 14 for t (t(14) = 218: sigmoid is 1 in float, and
+ * FLT_MAX exp(-200) underflows), x itself is the multiplier; -inf gives the limit 0. */
+AF_INLINE float af_gelu_tanhf(float x)
+{
+    float xc = x > 14.0f ? 14.0f : x;
+    xc = xc < -14.0f ? -14.0f : xc;
+#if defined(AF_HAS_FMA)
+    float xx = xc * xc, xxl = AF_FMAF(xc, xc, -xx);
+    float tl;
+    float th = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_BF, AF__GELU_BF_LO, &tl);
+    float y = af__msigmoidf(x, th, tl);
+#else
+    double xd = (double)xc;
+    double t = (2.0 * 0.79788456080286535588) * (xd + 0.044715 * xd * xd * xd);
+    double e = af_exp_lite(-af__copysign(t, 1.0));
+    float y = (float)((t >= 0.0 ? (double)x : (double)x * e) / (1.0 + e));
+#endif
+    return x == -AF__INFF ? 0.0f : y;
+}
+
+/*
+ * dy gelu_tanh' = dy S (1 + k F), S = sigmoid(t), F = 1 - S, e = exp(-|t|) = 2^n (ph + pl):
+ * with r = 1/(1 + e) (reciprocal of the Fast2Sum pair, FMA-corrected) and P = (ph + pl) r,
+ * t < 0: S = 2^n P, F = r; t >= 0: S = r, F = 2^n P. k F and 1 + k F are pairs (1 + k F
+ * cancels near the root x = -0.7525: its error stays ~2^-40 absolute), and the product
+ * S (1 + k F) a pair rounded once with dy; 2^n is applied last for t < 0 as in
+ * af__msigmoidf. Without FMA: the same formula in double, rounded once.
+ */
+AF_INLINE float af_gelu_tanh_gradf(float x, float dy)
+{
+    float xc = x > 14.0f ? 14.0f : x;
+    xc = xc < -14.0f ? -14.0f : xc;
+#if defined(AF_HAS_FMA)
+    float xx = xc * xc, xxl = AF_FMAF(xc, xc, -xx);
+    float tl, kl;
+    float th = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_BF, AF__GELU_BF_LO, &tl);
+    float kh = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_B3F, AF__GELU_B3F_LO, &kl);
+    int pos = th >= 0.0f;
+    float z = pos ? -th : th;
+    float zl = pos ? -tl : tl;
+    z = z < -200.0f ? -200.0f : z;
+    float pl, n;
+    float ph = af__exp_pairf(z, zl, &pl, &n);
+    float m1 = n < -100.0f ? -100.0f : n;
+    float s1 = af__pow2if(m1);
+    float eh = ph * s1, el = pl * s1;
+    float dh = 1.0f + eh;
+    float dl = ((1.0f - dh) + eh) + el;
+    float r0 = 1.0f / dh;
+    float rr = (AF_FMAF(-r0, dh, 1.0f) - r0 * dl) * r0;
+    float Ph = ph * r0;
+    float Pl = AF_FMAF(ph, r0, -Ph) + AF_FMAF(ph, rr, pl * r0);
+    float fh = pos ? Ph * s1 : r0, fl = pos ? Pl * s1 : rr;
+    float sh = pos ? r0 : Ph, sl = pos ? rr : Pl;
+    float kf = kh * fh;
+    float kfl = AF_FMAF(kh, fh, -kf) + AF_FMAF(kh, fl, kl * fh);
+    float wh = 1.0f + kf;
+    float ak = af__ffrom(af__fbits(kf) & 0x7fffffffu);
+    float wl = (ak > 1.0f ? (kf - wh) + 1.0f : (1.0f - wh) + kf) + kfl;
+    float gh = sh * wh;
+    float gl = AF_FMAF(sh, wh, -gh) + AF_FMAF(sh, wl, sl * wh);
+    float t1 = pos ? 1.0f : s1;
+    float dyg = af__ffrom(af__fbits(dy) & 0x7fffffffu) < AF__INFF ? dy : 0.0f;
+    float y = AF_FMAF(dy, gh * t1, dyg * (gl * t1));
+    float n2 = pos ? 0.0f : n - m1;
+    float n3 = n2 < -94.0f ? -94.0f : n2;
+    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+#else
+    double xd = (double)xc;
+    double t = (2.0 * 0.79788456080286535588) * (xd + 0.044715 * xd * xd * xd);
+    double k = xd * ((2.0 * 0.79788456080286535588) * (1.0 + (3.0 * 0.044715) * xd * xd));
+    double e = af_exp_lite(-af__copysign(t, 1.0));
+    double r = 1.0 / (1.0 + e);
+    double g = t >= 0.0 ? r * (1.0 + k * (e * r)) : (e * r) * (1.0 + k * r);
+    return (float)((double)dy * g);
+#endif
+}
+/* ==== end of the gelu family ============================================================ */
 
 #endif /* ACTFAST_VMATH_H */

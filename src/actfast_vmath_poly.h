@@ -76,4 +76,25 @@ AF_INLINE double af__poly_tanh_shrink_lite(double s) { return AF_FMA(s, AF_FMA(s
 #define AF_TANH_SHRINK_C 1.5
 #define AF_TANH_SHRINK_Z0 1.125
 
+/* gelu family: C = erfcx(a/sqrt2)/2 * (1 + a); head a in [0, 2.0]: C = H0 + t P(t), t = a - AM, degree 12, relative error 5.3e-10; tail a in [2.0, 20.0]: C = T0 + T1 t + t^2 Q(t), t = 1/(1 + a) - DM, degree 10, relative error 2.3e-10 (float coefficients) */
+#define AF__GELU_A0 2.0f
+#define AF__GELU_AM 1.0f
+#define AF__GELU_DM 1.904761940e-01f
+#define AF__GELU_H0 5.231565833e-01f
+#define AF__GELU_H0L 2.033646584e-10f
+AF_INLINE float af__gelu_headf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, -1.046342959e-06f, 3.926354111e-06f), -1.115958457e-05f), 3.881180601e-05f), -1.306624035e-04f), 4.008871911e-04f), -1.136169070e-03f), 2.923112363e-03f), -6.574860774e-03f), 1.193595026e-02f), -1.314968336e-02f), -1.314968616e-02f); }
+#define AF__GELU_T0 4.691364169e-01f
+#define AF__GELU_T0L 6.925917617e-09f
+#define AF__GELU_T1 3.102946877e-01f
+#define AF__GELU_T1L -1.032729191e-08f
+AF_INLINE float af__gelu_tailf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, AF_FMAF(t, 5.837161255e+01f, -4.152352142e+01f), 2.475497961e+00f), 8.431224823e+00f), -4.096933842e+00f), -3.783973753e-01f), 1.312255263e+00f), -3.726586699e-01f), -4.199699163e-01f); }
+#define AF__RSQRT2PIF 3.989422917e-01f
+#define AF__RSQRT2PIF_LO -1.133517014e-08f
+#define AF__GELU_CF 1.595769167e+00f
+#define AF__GELU_CF_LO -4.534068054e-08f
+#define AF__GELU_BF 4.471499845e-02f
+#define AF__GELU_BF_LO 1.546144435e-09f
+#define AF__GELU_B3F 1.341450065e-01f
+#define AF__GELU_B3F_LO -6.537437258e-09f
+
 #endif /* ACTFAST_VMATH_POLY_H */

@@ -85,6 +85,41 @@ static double r_mish_grad(double x, double p)
     return t + x * s * (c * c);
 }
 
+/* gelu family (float lanes: af_geluf, af_gelu_gradf, af_gelu_tanhf, af_gelu_tanh_gradf):
+ * gelu through erfc (no cancellation for x < 0), the tanh form through exp(-|t|) */
+static double r_gelu(double x, double p) { (void)p; return x == -INFINITY ? 0.0 : 0.5 * x * erfc(-x * M_SQRT1_2); }
+static double r_gelu_grad(double x, double p)
+{
+    (void)p;
+    if (isinf(x)) return x > 0 ? 1.0 : 0.0;
+    return 0.5 * erfc(-x * M_SQRT1_2) + x * exp(-0.5 * x * x) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+}
+static double r_gelu_tanh_parts(double x, double *s, double *sm)
+{
+    double t = 2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+    double e = exp(-fabs(t));
+    *s = (t >= 0 ? 1.0 : e) / (1.0 + e);          /* sigmoid(t) */
+    *sm = (t >= 0 ? e : 1.0) / (1.0 + e);         /* 1 - sigmoid(t) */
+    return t;
+}
+static double r_gelu_tanh(double x, double p)
+{
+    (void)p;
+    if (x == -INFINITY) return 0.0;
+    double s, sm;
+    r_gelu_tanh_parts(x, &s, &sm);
+    return x * s;
+}
+static double r_gelu_tanh_grad(double x, double p)
+{
+    (void)p;
+    if (isinf(x)) return x > 0 ? 1.0 : 0.0;
+    double s, sm;
+    r_gelu_tanh_parts(x, &s, &sm);
+    double k = 2.0 * sqrt(2.0 / M_PI) * x * (1.0 + 3.0 * 0.044715 * x * x);
+    return s * (1.0 + k * sm);
+}
+
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
 static float f_sigmoid(float x, double p) { (void)p; return af_sigmoidf(x); }
@@ -162,6 +197,11 @@ static float f_silu_beta_grad(float x, double p)
     float bh = (float)p, bl = (float)(p - (double)bh);
     return af_silu_beta_gradf(x, 1.0f, bh, bl);
 }
+
+static float f_gelu(float x, double p) { (void)p; return af_geluf(x); }
+static float f_gelu_grad(float x, double p) { (void)p; return af_gelu_gradf(x, 1.0f); }
+static float f_gelu_tanh(float x, double p) { (void)p; return af_gelu_tanhf(x); }
+static float f_gelu_tanh_grad(float x, double p) { (void)p; return af_gelu_tanh_gradf(x, 1.0f); }
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -260,6 +300,10 @@ RUN_FOR(silu_grad)
 RUN_FOR(swiglu_dgate)
 RUN_FOR(mish_grad)
 RUN_FOR(silu_beta_grad)
+RUN_FOR(gelu)
+RUN_FOR(gelu_grad)
+RUN_FOR(gelu_tanh)
+RUN_FOR(gelu_tanh_grad)
 static const op_t OPS[] = {
     OP(sigmoid, 0, NAN),
     OP(sigmoid_grad, 0, NAN),
@@ -282,6 +326,10 @@ static const op_t OPS[] = {
     OP(swiglu_dgate, 1.7, -1.2784645427610738),
     OP(mish_grad, 0, -1.1919942),
     OP(silu_beta_grad, 1.5, -1.2784645427610738),   /* root / beta: see run_with */
+    OP(gelu, 0, NAN),
+    OP(gelu_grad, 0, AF_ROOT_GELU_GRAD_HI),
+    OP(gelu_tanh, 0, NAN),
+    OP(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI),
 };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 

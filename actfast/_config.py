@@ -110,8 +110,7 @@ def show_config() -> None:
         f"cpu: {c['cpu']}",
         f"instruction set: {c['isa']}  (this CPU supports: {', '.join(c['isa_supported'])})",
         f"OpenMP: {'yes' if c['openmp'] else 'no (serial build)'}; threads: {c['num_threads']}; "
-        f"thread pool: {c['pool']['kind']}, idle helpers stay awake {c['pool']['spin_ns'] / 1000:g} us"
-        + (" while calls come back to back" if c['pool'].get('adaptive') else ""),
+        f"thread pool: {c['pool']['kind']}, idle helpers stay awake {c['pool']['spin_ns'] / 1000:g} us",
         *([f"OpenMP runtime: {runtimes}"] if runtimes else []),
         f"BLAS: {blas or 'unknown'}",
         "parallel threshold (elements per thread): "

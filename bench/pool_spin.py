@@ -10,16 +10,9 @@ per-call medians, microseconds):
   spins on the other core (as in ``actfast bench``, which interleaves implementations);
 * in the loop: NumPy's ``a @ W`` (256x1024 @ 1024x1024, multi-threaded OpenBLAS, whose
   workers then spin ~0.1 s) followed by the kernel on a (256, 1024) array, where a helper
-  that keeps spinning takes a core from the next BLAS call; and the matmul alone;
-* small a@W: scikit-learn's MLP step in miniature, float64 (256x256 @ 256x256, ~0.3 ms)
-  then two back-to-back kernels on the (256, 256) result (relu' from the output, then
-  tanh), where a 50 us spin after each call is a large share of the matmul.
+  that keeps spinning takes a core from the next BLAS call; and the matmul alone.
 
-A spin time with the suffix "a" is the adaptive policy (spin only while calls come back
-to back, af_pool_spin_hint in src/actfast_pool.h), the default; without, the helpers
-spin after every call.
-
-    python bench/pool_spin.py [--spins-us 0,50,50a] [--rounds 8]
+    python bench/pool_spin.py [--spins-us 0,20,50,100] [--rounds 8]
 """
 
 from __future__ import annotations
@@ -51,10 +44,10 @@ def median_call(f, n):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spins-us", default="0,50,50a")
+    ap.add_argument("--spins-us", default="0,20,50,100")
     ap.add_argument("--rounds", type=int, default=8)
     args = ap.parse_args()
-    spins = [v.strip() for v in args.spins_us.split(",")]
+    spins = [int(v) for v in args.spins_us.split(",")]
     try:
         import torch
         torch.set_num_threads(actfast.get_num_threads())
@@ -70,16 +63,6 @@ def main() -> None:
     z = rng.standard_normal((256, 1024)).astype(np.float32)
     zo = np.empty_like(z)
     tb = torch.from_numpy(big) if torch else None
-    sa = rng.standard_normal((256, 256))
-    sW = rng.standard_normal((256, 256)) / 16
-    sc = np.empty((256, 256))
-    sy = np.maximum(rng.standard_normal((256, 256)), 0)
-    sd = np.empty_like(sy)
-
-    def small_step():
-        np.matmul(sa, sW, out=sc)
-        actfast.relu_grad_from_output(sy, sc, out=sd)
-        actfast.tanh(sd, out=sd)
 
     def round_of(res, s):
         time.sleep(0.2)
@@ -95,29 +78,25 @@ def main() -> None:
         res[(s, "a@W + sigmoid")].append(median_call(lambda: (np.matmul(a, W, out=c), actfast.sigmoid(z, out=zo)), 10))
         res[(s, "a@W + relu")].append(median_call(lambda: (np.matmul(a, W, out=c), actfast.relu(z, out=zo)), 10))
         res[(s, "a@W alone")].append(median_call(lambda: np.matmul(a, W, out=c), 10))
-        res[(s, "small a@W + 2 kernels")].append(median_call(small_step, 40))
-        res[(s, "small a@W alone")].append(median_call(lambda: np.matmul(sa, sW, out=sc), 40))
 
     cases = ["sigmoid alone", "relu alone"] + (["sigmoid after torch", "relu after torch"] if torch else []) \
-        + ["a@W + sigmoid", "a@W + relu", "a@W alone", "small a@W + 2 kernels", "small a@W alone"]
+        + ["a@W + sigmoid", "a@W + relu", "a@W alone"]
     res = {(s, n): [] for s in spins for n in cases}
-    info = k._pool_info()
+    saved = k._pool_info()["spin_ns"]
     try:
         for r in range(args.rounds):
             for s in spins[r % len(spins):] + spins[:r % len(spins)]:
-                k._set_pool_spin_ns(int(s.rstrip("a")) * 1000)
-                k._set_pool_adaptive(s.endswith("a"))
+                k._set_pool_spin_ns(s * 1000)
                 round_of(res, s)
     finally:
-        k._set_pool_spin_ns(info["spin_ns"])
-        k._set_pool_adaptive(info["adaptive"])
+        k._set_pool_spin_ns(saved)
     print(f"machine: {platform.machine()} {actfast._config._cpu_model()}, {os.cpu_count()} CPUs, "
           f"threads {actfast.get_num_threads()}, numpy {np.__version__}, actfast {actfast.__version__} "
           f"({actfast._isa}){', torch ' + torch.__version__ if torch else ''}, load {os.getloadavg()[0]:.2f}")
     print("median over rounds of the per-call median, microseconds")
     print(f"{'spin (us)':>10s} " + " ".join(f"{n:>20s}" for n in cases))
     for s in spins:
-        print(f"{s:>10s} " + " ".join(f"{statistics.median(res[(s, n)]) * 1e6:20.0f}" for n in cases))
+        print(f"{s:10d} " + " ".join(f"{statistics.median(res[(s, n)]) * 1e6:20.0f}" for n in cases))
 
 
 if __name__ == "__main__":

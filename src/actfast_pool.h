@@ -19,11 +19,7 @@
  * - the caller waits only for chunks that were claimed and are still running;
  * - an idle helper pause-spins for 50 us (back-to-back kernel calls find it awake) and
  *   then sleeps on a condition variable, off the core the next BLAS call needs
- *   (af_pool_wait says why this and not another policy); and it spins only while
- *   calls have been coming back to back: when the last two jobs each came more than
- *   the spin time after the one before (a BLAS call or Python code in between), it
- *   sleeps at once, since its spin would only time out on a core that the BLAS workers
- *   want (af_pool_spin_hint);
+ *   (af_pool_wait says why this and not another policy);
  * - one job at a time: a second Python thread that calls while the pool is busy (or a
  *   nested call) runs its work on its own thread.
  * The pool does not change how any other library in the process waits or spins.
@@ -95,10 +91,6 @@ typedef struct {
     _Atomic int busy;          /* a caller owns the pool */
     _Atomic int sleepers;      /* helpers waiting on cv */
     _Atomic long spin_ns;      /* how long an idle helper spins before it sleeps */
-    _Atomic int spin_now;      /* spin after the current job (af_pool_spin_hint) */
-    _Atomic int adaptive;      /* 0: always spin spin_ns (for bench/pool_spin.py) */
-    long last_end_ns;          /* when the caller finished the previous job */
-    long prev_gap_ns;          /* the gap before the previous job */
     af_chunk_fn fn;            /* the job: set before it is published, read after a claim */
     void *ctx;
     Py_ssize_t n, chunk;
@@ -108,8 +100,7 @@ typedef struct {
 } af_pool_t;
 
 static af_pool_t af_pool = {
-    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 50000, .spin_now = 1, .adaptive = 1,
-    .last_end_ns = 0, .prev_gap_ns = 0,
+    .state = 0, .done = 0, .busy = 0, .sleepers = 0, .spin_ns = 50000,
     .fn = NULL, .ctx = NULL, .n = 0, .chunk = 1, .created = 0,
     .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 };
@@ -162,10 +153,8 @@ static uint64_t af_pool_wait(uint64_t seen)
 {
     af_pool_t *P = &af_pool;
     uint64_t s;
-    long spin = atomic_load_explicit(&P->spin_now, memory_order_relaxed)
-                    ? atomic_load_explicit(&P->spin_ns, memory_order_relaxed) : 0;
-    long deadline = af_now_ns() + spin;
-    for (unsigned i = 1; spin > 0; i++) {
+    long deadline = af_now_ns() + atomic_load_explicit(&P->spin_ns, memory_order_relaxed);
+    for (unsigned i = 1;; i++) {
         s = atomic_load_explicit(&P->state, memory_order_acquire);
         if (AF_GEN(s) != seen)
             return s;
@@ -215,26 +204,7 @@ static void af_pool_after_fork_child(void)
 static inline void af_pool_init(void) { pthread_atfork(NULL, NULL, af_pool_after_fork_child); }
 static inline void af_pool_set_spin_ns(long ns) { atomic_store(&af_pool.spin_ns, ns < 0 ? 0 : ns); }
 static inline long af_pool_get_spin_ns(void) { return atomic_load(&af_pool.spin_ns); }
-static inline void af_pool_set_adaptive(int on) { atomic_store(&af_pool.adaptive, on != 0); }
-static inline int af_pool_get_adaptive(void) { return atomic_load(&af_pool.adaptive); }
 static inline int af_pool_helpers(void) { return af_pool.created; }
-
-/*
- * Whether the helpers should spin after the job being published (the caller's view,
- * from the gaps between its jobs): yes if the previous job or the one before ended
- * less than spin_ns before the next began. Two gaps, not one, because training loops
- * alternate a BLAS call with two or three back-to-back kernels (a gradient then an
- * optimizer step): one long gap must not put the helpers to sleep before the short one
- * that follows. Measured with bench/pool_spin.py ("small a@W" rows, the header of
- * af_pool_wait): spinning after every job costs such loops a core for 50 us per job.
- */
-static inline int af_pool_spin_hint(af_pool_t *P, long now)
-{
-    long gap = now - P->last_end_ns;
-    int spin = gap <= P->spin_ns || P->prev_gap_ns <= P->spin_ns;
-    P->prev_gap_ns = gap;
-    return spin || !atomic_load_explicit(&P->adaptive, memory_order_relaxed);
-}
 
 /*
  * Runs fn over [0, n) in chunks of `chunk` items on up to nt threads (the caller is
@@ -279,7 +249,6 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
     P->n = n;
     P->chunk = chunk;
     atomic_store_explicit(&P->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&P->spin_now, af_pool_spin_hint(P, af_now_ns()), memory_order_relaxed);
     gen = (AF_GEN(old) + 1) & ((UINT64_C(1) << 20) - 1);
     s = (gen << AF_GEN_SHIFT) | ((uint64_t)nt << AF_NT_SHIFT) | ((uint64_t)nchunks << AF_NCH_SHIFT);
     atomic_store(&P->state, s);
@@ -296,7 +265,6 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
         else
             sched_yield();
     }
-    P->last_end_ns = af_now_ns();
     atomic_store_explicit(&P->busy, 0, memory_order_release);
 }
 
@@ -305,8 +273,6 @@ static void af_pool_run(af_chunk_fn fn, void *ctx, Py_ssize_t n, Py_ssize_t chun
 static inline void af_pool_init(void) {}
 static inline void af_pool_set_spin_ns(long ns) { (void)ns; }
 static inline long af_pool_get_spin_ns(void) { return 0; }
-static inline void af_pool_set_adaptive(int on) { (void)on; }
-static inline int af_pool_get_adaptive(void) { return 0; }
 static inline int af_pool_helpers(void) { return 0; }
 
 #if defined(_OPENMP)

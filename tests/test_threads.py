@@ -117,33 +117,3 @@ def test_concurrent_callers_match_serial():
     for i, got in enumerate(results):
         for g, e in zip(got, expected[i % len(ops)]):
             np.testing.assert_array_equal(g, e)
-
-
-def test_pool_spin_policy_changes_no_result():
-    """The helpers' idle policy (spin only while calls come back to back, or after every
-    call) decides when they sleep, never what they compute: calls with long gaps between
-    them (helpers asleep, woken by the next job) and back-to-back calls (helpers spinning)
-    give the same results, on every thread count."""
-    import time
-
-    from actfast import _dispatch
-
-    k = _dispatch.kernels
-    info = k._pool_info()
-    assert info["adaptive"] is True or info["kind"] != "actfast pool (pthreads)"
-    rng = np.random.default_rng(3)
-    x = (rng.normal(size=300_001) * 4).astype(np.float32)
-    with actfast.num_threads(1):
-        want = actfast.gelu(x)
-    try:
-        for adaptive in (True, False):
-            k._set_pool_adaptive(adaptive)
-            for threads in (1, 2, 3):
-                with actfast.num_threads(threads):
-                    for gap in (0.0, 0.0, 0.002, 0.0, 0.002, 0.002):
-                        time.sleep(gap)
-                        np.testing.assert_array_equal(actfast.gelu(x), want)
-                        np.testing.assert_array_equal(actfast.relu(x), np.maximum(x, 0))
-    finally:
-        k._set_pool_adaptive(info.get("adaptive", True))
-    assert k._pool_info().get("adaptive", True) == info.get("adaptive", True)

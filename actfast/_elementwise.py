@@ -93,12 +93,12 @@ def _raise_unsupported(name: str, arrays: tuple[Any, ...], exc: TypeError) -> No
 
 def _call(ufunc: np.ufunc, name: str, arrays: tuple[Any, ...], params: tuple[float, ...],
           out: Any, where: Any) -> Any:
-    # This runs on every call: keep the common case (float arrays, no out= or where=)
-    # short, it is most of the cost of a call on a small array.
+    # This runs on every call: keep the common case (float arrays, no where=) short, it
+    # is most of the cost of a call on a small array.
     dt = getattr(arrays[0], "dtype", None)
-    if out is None and where is True and dt is not None and dt.kind == "f":
+    if where is True and dt is not None and dt.kind == "f":
         try:
-            return ufunc(*arrays, *params)
+            return ufunc(*arrays, *params) if out is None else ufunc(*arrays, *params, out=out)
         except TypeError as exc:
             _raise_unsupported(name, arrays, exc)
     if out is None:

@@ -564,3 +564,27 @@ def test_strided_vector_input():
     y = dense(x[0], W, b, "elu")
     for got, ref in zip(dense_grad(dy, xs, W, y, "elu"), dense_grad(dy, x[0], W, y, "elu")):
         np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu", "tanh"])
+def test_epilogue_on_the_caller_alone_gives_the_same_result(activation):
+    """Small outputs take the epilogue on the calling thread (after NumPy's GEMM the other
+    cores are busy with OpenBLAS's spinning workers); the result is the same bit for bit
+    as the pool's, on every thread count."""
+    from actfast import _dispatch
+
+    k = _dispatch.kernels
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((300, 96)).astype(np.float32)
+    W = (rng.standard_normal((96, 1100)) / 10).astype(np.float32)
+    b = rng.standard_normal(1100).astype(np.float32)
+    try:
+        k._set_dense_serial_max(1 << 40)
+        want = actfast.dense(x, W, b, activation)
+        for limit in (0, 1 << 18):
+            k._set_dense_serial_max(limit)
+            for threads in (1, 2, 3):
+                with actfast.num_threads(threads):
+                    np.testing.assert_array_equal(actfast.dense(x, W, b, activation), want)
+    finally:
+        k._set_dense_serial_max(1 << 18)

@@ -100,3 +100,14 @@ def sgd_regression_losses(hidden, head, steps, lr):
             for k in layer.params:
                 layer.params[k] -= lr * layer.grads[k]
     return losses
+
+
+def bit_patterns(*intervals):
+    """float32 test inputs: every bit pattern of each [a, b] (0 <= a < b), every 997th
+    finite non-negative pattern, and the negatives of all of them."""
+    parts = [np.arange(0, 0x7F800000, 997, dtype=np.uint32)]
+    for a, b in intervals:
+        lo, hi = np.array([a, b], np.float32).view(np.uint32)
+        parts.append(np.arange(lo, hi + 1, dtype=np.uint32))
+    x = np.concatenate(parts).view(np.float32)
+    return np.concatenate([x, -x])

@@ -16,7 +16,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
-from _helpers import assert_ulp, op_callers, same_on_1_and_2_threads, ulp_error
+from _helpers import assert_ulp, bit_patterns, op_callers, same_on_1_and_2_threads, ulp_error
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -640,11 +640,7 @@ def test_float32_tanh_bit_patterns(isa):
     pattern of [0.75, 1.25], where both of its branches are at their worst (the
     exhaustive maximum is 0.982 ulp at x = 0.9062), and on every 997th bit pattern."""
     mod = actfast._dispatch.load_variant(isa)
-    lo, hi = np.array([0.75, 1.25], np.float32).view(np.uint32)
-    bits = np.concatenate([np.arange(lo, hi + 1, dtype=np.uint32),
-                           np.arange(0, 0x7F800000, 997, dtype=np.uint32)])
-    x = bits.view(np.float32)
-    x = np.concatenate([x, -x])
+    x = bit_patterns((0.75, 1.25))
     ref = np.tanh(x.astype(np.float64))
     assert_ulp(mod.tanh(x), ref, np.float32, 1.0, x, f"{isa} tanh")
 
@@ -656,14 +652,7 @@ def test_float32_sigmoid_family_bit_patterns(isa):
     (|x| in [86.5, 88.5], where the exhaustive maximum of 0.78 ulp is; [43, 45] for tanh'),
     and on every 997th bit pattern."""
     mod = actfast._dispatch.load_variant(isa)
-
-    def patterns(a, b):
-        lo, hi = np.array([a, b], np.float32).view(np.uint32)
-        x = np.concatenate([np.arange(lo, hi + 1, dtype=np.uint32),
-                            np.arange(0, 0x7F800000, 997, dtype=np.uint32)]).view(np.float32)
-        return np.concatenate([x, -x])
-
-    x = patterns(86.5, 88.5)
+    x = bit_patterns((86.5, 88.5))
     xd = x.astype(np.float64)
     one = np.ones_like(x)
     s, sm = sc.expit(xd), sc.expit(-xd)
@@ -672,7 +661,7 @@ def test_float32_sigmoid_family_bit_patterns(isa):
     assert_ulp(mod.log_sigmoid_grad(x, one), sm, np.float32, 1.0, x, f"{isa} log_sigmoid_grad")
     sp = np.where(xd > 20, 1.0, s)
     assert_ulp(mod.softplus_grad(x, one, 1.0, 20.0), sp, np.float32, 1.0, x, f"{isa} softplus_grad")
-    x = patterns(43.0, 45.0)
+    x = bit_patterns((43.0, 45.0))
     with np.errstate(over="ignore"):
         ref = 1.0 / np.cosh(x.astype(np.float64)) ** 2
     assert_ulp(mod.tanh_grad(x, np.ones_like(x)), ref, np.float32, 1.0, x, f"{isa} tanh_grad")

@@ -16,7 +16,7 @@ import pytest
 
 import actfast
 
-from _helpers import assert_ulp
+from _helpers import assert_ulp, bit_patterns
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -25,16 +25,6 @@ VARIANTS = actfast._dispatch.supported_variants()
 # float32's overflow threshold: a float64 reference at or beyond it rounds to +-inf.
 F32_OVERFLOW = float(np.finfo(np.float32).max) * (1 + 2.0 ** -25)
 
-
-def _patterns(*intervals):
-    """Every bit pattern of each [a, b] (0 <= a < b, float32), every 997th of all finite
-    non-negative floats, and the negatives of all of them."""
-    parts = [np.arange(0, 0x7F800000, 997, dtype=np.uint32)]
-    for a, b in intervals:
-        lo, hi = np.array([a, b], np.float32).view(np.uint32)
-        parts.append(np.arange(lo, hi + 1, dtype=np.uint32))
-    x = np.concatenate(parts).view(np.float32)
-    return np.concatenate([x, -x])
 
 
 def _in_float_range(ref):
@@ -57,7 +47,7 @@ def _celu_refs(x, alpha):
 def test_celu_bit_patterns(isa, alpha):
     """celu, celu' (stride-97 maxima for alpha = 1 at x = -0.206 and -0.307)."""
     mod = actfast._dispatch.load_variant(isa)
-    x = _patterns((0.2, 0.21), (0.3, 0.31))
+    x = bit_patterns((0.2, 0.21), (0.3, 0.31))
     f, g = _celu_refs(x, alpha)
     a = np.float32(alpha)
     with np.errstate(all="raise"):
@@ -72,7 +62,7 @@ def test_celu_bit_patterns(isa, alpha):
 def test_elu_grad_selu_bit_patterns(isa):
     """elu' (alpha = 1, 1.25), selu and selu' with the double defaults."""
     mod = actfast._dispatch.load_variant(isa)
-    x = _patterns((0.3, 0.31), (0.22, 0.23))
+    x = bit_patterns((0.3, 0.31), (0.22, 0.23))
     xd = x.astype(np.float64)
     one = np.ones_like(x)
     neg = np.minimum(xd, 0.0)

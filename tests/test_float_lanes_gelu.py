@@ -18,7 +18,7 @@ import pytest
 import scipy.special as sc
 
 import actfast
-from _helpers import assert_ulp, ulp_error
+from _helpers import assert_ulp, bit_patterns, ulp_error
 
 C2 = 2.0 * math.sqrt(2.0 / math.pi)      # 2 sqrt(2/pi): 1 + tanh(u) = 2 sigmoid(2u)
 ROOT_GELU_GRAD = -0.7517915246935645      # AF_ROOT_GELU_GRAD_HI
@@ -86,19 +86,13 @@ def _check(got, ref, x, root, label):
         assert e[worst] <= 1.0, f"{label}: {e[worst]:.2f} subnormal ulp at x={x[tiny][worst]!r}"
 
 
-def _patterns(lo, hi):
-    a, b = np.array([lo, hi], np.float32).view(np.uint32)
-    x = np.concatenate([np.arange(a, b + 1, dtype=np.uint32),
-                        np.arange(0, 0x7F800000, 997, dtype=np.uint32)]).view(np.float32)
-    return np.concatenate([-x, x])
-
 
 @pytest.mark.parametrize("isa", VARIANTS)
 @pytest.mark.parametrize("op", list(OPS))
 def test_float32_gelu_family_bit_patterns(isa, op):
     mod = actfast._dispatch.load_variant(isa)
     ref_fn, root, (lo, hi) = OPS[op]
-    x = _patterns(lo, hi)
+    x = bit_patterns((lo, hi))
     _check(_call(mod, op, x), ref_fn(x.astype(np.float64)), x, root, f"{isa} {op}")
 
 

@@ -18,27 +18,17 @@ import pytest
 import scipy.special as sc
 
 import actfast
-from _helpers import assert_ulp
+from _helpers import assert_ulp, bit_patterns
 
 VARIANTS = actfast._dispatch.supported_variants()
 SILU_ROOT = -1.2784645427610738
 MISH_ROOT = -1.1919942
 
 
-def _patterns(*intervals):
-    """Every bit pattern of each [a, b] (a, b > 0), and every 997th positive pattern,
-    with both signs."""
-    parts = [np.arange(0, 0x7F800000, 997, dtype=np.uint32)]
-    for a, b in intervals:
-        lo, hi = np.array([a, b], np.float32).view(np.uint32)
-        parts.append(np.arange(lo, hi + 1, dtype=np.uint32))
-    x = np.concatenate(parts).view(np.float32)
-    return np.concatenate([x, -x])
-
 
 # the subnormal tails (|x| 86.5-92.5: softplus, log_sigmoid, silu', mish', swiglu's dgate),
 # tiny inputs whose result nears 2^-126, and silu''s and mish''s roots
-X = _patterns((86.5, 92.5), (1.9e-38, 2.0e-38), (1.268, 1.289), (1.182, 1.202))
+X = bit_patterns((86.5, 92.5), (1.9e-38, 2.0e-38), (1.268, 1.289), (1.182, 1.202))
 XD = X.astype(np.float64)
 
 

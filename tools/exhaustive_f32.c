@@ -273,64 +273,44 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
     fflush(stdout);
 }
 
-/* ---- the ops: one loop each (add a line to both lists) ------------------------------- */
+/* ---- the ops: one loop each; one line per op here (name, default parameter, root of
+ * f' or NAN) --------------------------------------------------------------------------- */
 
-#define RUN_FOR(NAME) \
+#define ALL_OPS(X) \
+    X(sigmoid, 0, NAN) \
+    X(sigmoid_grad, 0, NAN) \
+    X(tanh, 0, NAN) \
+    X(tanh_grad, 0, NAN) \
+    X(log_sigmoid_grad, 0, NAN) \
+    X(softplus_grad, 1.0, NAN) \
+    X(elu, 1.0, NAN) \
+    X(celu, 1.0, NAN) \
+    X(celu_grad, 1.0, NAN) \
+    X(elu_grad, 1.0, NAN) \
+    X(selu, 1.0, NAN) \
+    X(selu_grad, 1.0, NAN) \
+    /* softmax rows */ \
+    X(exp, 0, NAN) \
+    X(exp_pair, 0, NAN) \
+    /* softplus family; silu_beta_grad's root is divided by beta: see run_with */ \
+    X(softplus, 1.0, NAN) \
+    X(log_sigmoid, 0, NAN) \
+    X(silu_grad, 0, -1.2784645427610738) \
+    X(swiglu_dgate, 1.7, -1.2784645427610738) \
+    X(mish_grad, 0, -1.1919942) \
+    X(silu_beta_grad, 1.5, -1.2784645427610738) \
+    /* gelu family */ \
+    X(gelu, 0, NAN) \
+    X(gelu_grad, 0, AF_ROOT_GELU_GRAD_HI) \
+    X(gelu_tanh, 0, NAN) \
+    X(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI)
+
+#define RUN_FOR(NAME, P, ROOT) \
     static void run_##NAME(const op_t *op, double p, unsigned long long stride) \
     { run_with(op, f_##NAME, r_##NAME, p, stride); }
-#define OP(NAME, P, ROOT) {#NAME, P, ROOT, run_##NAME}
-RUN_FOR(sigmoid)
-RUN_FOR(sigmoid_grad)
-RUN_FOR(tanh)
-RUN_FOR(tanh_grad)
-RUN_FOR(log_sigmoid_grad)
-RUN_FOR(softplus_grad)
-RUN_FOR(elu)
-RUN_FOR(celu)
-RUN_FOR(celu_grad)
-RUN_FOR(elu_grad)
-RUN_FOR(selu)
-RUN_FOR(selu_grad)
-RUN_FOR(exp)          /* softmax rows */
-RUN_FOR(exp_pair)
-/* softplus family */
-RUN_FOR(softplus)
-RUN_FOR(log_sigmoid)
-RUN_FOR(silu_grad)
-RUN_FOR(swiglu_dgate)
-RUN_FOR(mish_grad)
-RUN_FOR(silu_beta_grad)
-RUN_FOR(gelu)
-RUN_FOR(gelu_grad)
-RUN_FOR(gelu_tanh)
-RUN_FOR(gelu_tanh_grad)
-static const op_t OPS[] = {
-    OP(sigmoid, 0, NAN),
-    OP(sigmoid_grad, 0, NAN),
-    OP(tanh, 0, NAN),
-    OP(tanh_grad, 0, NAN),
-    OP(log_sigmoid_grad, 0, NAN),
-    OP(softplus_grad, 1.0, NAN),
-    OP(elu, 1.0, NAN),
-    OP(celu, 1.0, NAN),
-    OP(celu_grad, 1.0, NAN),
-    OP(elu_grad, 1.0, NAN),
-    OP(selu, 1.0, NAN),
-    OP(selu_grad, 1.0, NAN),
-    OP(exp, 0, NAN),      /* softmax rows */
-    OP(exp_pair, 0, NAN),
-    /* softplus family */
-    OP(softplus, 1.0, NAN),
-    OP(log_sigmoid, 0, NAN),
-    OP(silu_grad, 0, -1.2784645427610738),
-    OP(swiglu_dgate, 1.7, -1.2784645427610738),
-    OP(mish_grad, 0, -1.1919942),
-    OP(silu_beta_grad, 1.5, -1.2784645427610738),   /* root / beta: see run_with */
-    OP(gelu, 0, NAN),
-    OP(gelu_grad, 0, AF_ROOT_GELU_GRAD_HI),
-    OP(gelu_tanh, 0, NAN),
-    OP(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI),
-};
+ALL_OPS(RUN_FOR)
+#define OP(NAME, P, ROOT) {#NAME, P, ROOT, run_##NAME},
+static const op_t OPS[] = { ALL_OPS(OP) };
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 
 int main(int argc, char **argv)

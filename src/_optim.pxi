@@ -55,6 +55,12 @@ cdef void adam_span_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
 cdef void adam_span_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     adam_span(c, lo, hi, <double>0)
 
+# Called through these module variables, as the elementwise spans are (run_span): a
+# direct call on the serial path was inlined into _adam_step, and that copy of the loop
+# was not vectorised (scalar sqrt and division: 4.0 ns per float64 element against 1.0).
+cdef af_chunk_fn adam_span_f_ptr = adam_span_f
+cdef af_chunk_fn adam_span_d_ptr = adam_span_d
+
 
 cdef inline bint disjoint(cnp.ndarray a, cnp.ndarray b):
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
@@ -73,6 +79,7 @@ def _adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, doubl
     cdef adam_ctx c
     cdef npy_intp n = cnp.PyArray_SIZE(p)
     cdef int nt
+    cdef af_chunk_fn span
     cdef cnp.ndarray a
     cdef tuple arrays = (p, g, m, v)
     if t != NPY_FLOAT and t != NPY_DOUBLE:
@@ -92,14 +99,12 @@ def _adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, doubl
     c.m = <char *>cnp.PyArray_DATA(m)
     c.v = <char *>cnp.PyArray_DATA(v)
     c.lr, c.b1, c.b2, c.eps = lr, beta_1, beta_2, epsilon
+    span = adam_span_f_ptr if t == NPY_FLOAT else adam_span_d_ptr
     nt = threads_for(n, 0)
     with nogil:
         if nt <= 1:
-            if t == NPY_FLOAT:
-                adam_span_f(&c, 0, n)
-            else:
-                adam_span_d(&c, 0, n)
+            span(&c, 0, n)
         else:
-            af_pool_run(adam_span_f if t == NPY_FLOAT else adam_span_d, &c, n, chunk_for(n, nt, 0), nt)
+            af_pool_run(span, &c, n, chunk_for(n, nt, 0), nt)
         af_clear_fp_status()
     return True

@@ -797,6 +797,16 @@ def _axis_call(gufunc: np.ufunc, name: str, arrays: tuple[Any, ...], axis: int, 
     src/_kernels.pyx.tp, which also say why the mask is handled there and not here."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"actfast.{name}: axis must be an int, got {type(axis).__name__}")
+    # The common case (float32/float64 arrays, no where=) straight to the gufunc: the
+    # general path below costs more than the rows of a small batch do.
+    if where is None and all(type(a) is np.ndarray and a.ndim and (a.dtype is _FLOAT32 or a.dtype is _FLOAT64)
+                             for a in arrays):
+        try:
+            return gufunc(*arrays, axis=int(axis)) if out is None else gufunc(*arrays, axis=int(axis), out=out)
+        except np.exceptions.AxisError as exc:
+            raise type(exc)(f"actfast.{name}: axis {axis} is out of bounds for the input") from exc
+        except TypeError as exc:
+            _raise_unsupported(name, arrays, exc)
     if where is not None:
         if any(np.ndim(a) == 0 for a in arrays):
             if out is not None:

@@ -79,8 +79,12 @@ class _PreActivations:
         self._lock = threading.Lock()
 
     def keep(self, A: np.ndarray) -> np.ndarray:
+        """Keep a copy of ``A`` (the pre-activation, about to be overwritten) for ``A``."""
+        return self.put(A, A.copy())
+
+    def put(self, A: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Keep ``z`` as the pre-activation of ``A`` for as long as ``A`` lives."""
         key = id(A)
-        z = A.copy()
         ref = weakref.ref(A, lambda _r, key=key: self._drop(key))
         with self._lock:
             self._z[key] = (ref, z)
@@ -174,6 +178,108 @@ def _adam_update_params(self: Any, params: list[np.ndarray], grads: list[np.ndar
 
 
 # --------------------------------------------------------------------------------------
+# The layers, fused: forward through actfast.dense, the weight gradient's L2 term fused
+# --------------------------------------------------------------------------------------
+
+#: scikit-learn's activation name -> actfast.dense's (activation, parameters), with the
+#: parameters of ACTIVATIONS above, so that a dense layer computes what the unfused
+#: ``X @ W + b`` then ``ACTIVATIONS[name](X)`` does, bit for bit (tested).
+_DENSE: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "identity": (None, {}), "logistic": ("sigmoid", {}), "gelu_tanh": ("gelu", {"approximate": "tanh"}),
+    **{name: (name, {}) for name in ("relu", "tanh", "leaky_relu", "elu", "selu", "celu", "softplus", "softsign",
+                                      "relu6", "hard_tanh", "hard_sigmoid", "gelu", "silu", "mish", "hard_swish")},
+}
+_FROM_INPUT = {"gelu", "gelu_tanh", "silu", "mish", "hard_swish"}   # derivative reads the kept z
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _dense_ok(a: Any, W: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a layer can go through actfast.dense: dense float arrays of one dtype
+    (sparse input and mixed dtypes keep scikit-learn's own code)."""
+    return (type(a) is np.ndarray and a.ndim == 2 and a.dtype in _FLOATS and W.dtype is a.dtype
+            and b.dtype is a.dtype)
+
+
+def _forward_pass(self: Any, activations: list[Any]) -> list[Any]:
+    """scikit-learn's ``_forward_pass`` with each layer one :func:`actfast.dense` call:
+    NumPy's GEMM, then bias and activation in one pass while the product is in cache
+    (scikit-learn makes two passes, ``+= b`` and the activation). For the activations
+    whose derivative needs the pre-activation, dense writes it in the same pass."""
+    from .dense import dense
+
+    hidden = self.activation
+    n = self.n_layers_ - 1
+    for i in range(n):
+        a, W, b = activations[i], self.coefs_[i], self.intercepts_[i]
+        last = i == n - 1
+        spec = _DENSE.get("identity" if last else hidden)
+        if spec is not None and _dense_ok(a, W, b):
+            name, params = spec
+            if not last and hidden in _FROM_INPUT:
+                y, z = dense(a, W, b, name, return_z=True, **params)
+                _pre.put(y, z)
+            else:
+                y = dense(a, W, b, name, **params)
+        else:
+            from sklearn.utils.extmath import safe_sparse_dot
+
+            y = safe_sparse_dot(a, W)
+            y += b
+            if not last:
+                _base_activations()[hidden](y)
+        activations[i + 1] = y
+    _base_activations()[self.out_activation_](activations[n])
+    return activations
+
+
+def _base_activations() -> dict[str, Any]:
+    from sklearn.neural_network import _base
+
+    return _base.ACTIVATIONS
+
+
+def _make_compute_loss_grad(original: Callable[..., Any], mean_intercept: bool) -> Callable[..., Any]:
+    """scikit-learn's ``_compute_loss_grad`` with the GEMM written into the gradient's
+    own array and ``g += alpha W; g /= n`` one fused pass (``_kernels._l2_grad``, the
+    same arithmetic). ``mean_intercept``: scikit-learn < 1.7 takes the bias gradient as
+    ``np.mean(delta, 0)`` (its argument is n_samples), later ones as ``np.sum(delta, 0)
+    / sw_sum``. Anything else (sparse input, sample weights, alpha not a Python float)
+    keeps scikit-learn's code."""
+    from ._dispatch import kernels as k
+
+    def _compute_loss_grad(self: Any, layer: int, sw_sum: Any, activations: list[Any], deltas: list[Any],
+                           coef_grads: list[Any], intercept_grads: list[Any]) -> None:
+        a, d, W = activations[layer], deltas[layer], self.coefs_[layer]
+        alpha = self.alpha
+        if (type(a) is np.ndarray and type(d) is np.ndarray and a.dtype in _FLOATS and d.dtype is a.dtype
+                and W.dtype is a.dtype and type(sw_sum) is int and type(alpha) in (float, int)):
+            g = coef_grads[layer]
+            if not (type(g) is np.ndarray and g.shape == W.shape and g.dtype is W.dtype and g.flags.c_contiguous
+                    and g.flags.writeable and g.base is None and g is not W):
+                g = np.empty(W.shape, W.dtype)
+            np.matmul(a.T, d, out=g)
+            if k._l2_grad(g, W, float(alpha), float(sw_sum)):
+                coef_grads[layer] = g
+                intercept_grads[layer] = np.mean(d, 0) if mean_intercept else np.sum(d, axis=0) / sw_sum
+                return
+        original(self, layer, sw_sum, activations, deltas, coef_grads, intercept_grads)
+
+    return _compute_loss_grad
+
+
+def _make_safe_indexing(original: Callable[..., Any]) -> Callable[..., Any]:
+    """scikit-learn's ``_safe_indexing`` as the MLP module sees it, with NumPy rows taken
+    directly: the general function checks for dataframes on every batch (~0.3 ms)."""
+    def _safe_indexing(X: Any, indices: Any, *, axis: int = 0) -> Any:
+        if (axis == 0 and type(X) is np.ndarray and X.ndim and type(indices) is np.ndarray and indices.ndim == 1
+                and indices.dtype.kind in "iu"):
+            return X[indices]
+        return original(X, indices, axis=axis)
+
+    return _safe_indexing
+
+
+# --------------------------------------------------------------------------------------
 # patch / unpatch
 # --------------------------------------------------------------------------------------
 
@@ -216,10 +322,25 @@ def _targets() -> tuple[Any, Any, list[type], type]:
     from sklearn.neural_network import _stochastic_optimizers as opt
     adam = getattr(opt, "AdamOptimizer", None)
     ok = ok and adam is not None and "update_params" not in vars(adam) and callable(getattr(adam, "_get_updates", None))
+    base = mlp.BaseMultilayerPerceptron
+    ok = ok and all(callable(vars(base).get(f)) for f in ("_forward_pass", "_compute_loss_grad")) \
+        and callable(getattr(mlp, "_safe_indexing", None)) and _loss_grad_layout(base._compute_loss_grad) is not None
     if not ok:
         raise RuntimeError(f"actfast.sklearn: scikit-learn {sklearn.__version__}'s MLP is not laid out as the patch "
                            f"expects (supported: {supported}). Nothing was patched.")
     return _base.ACTIVATIONS, _base.DERIVATIVES, classes, adam
+
+
+def _loss_grad_layout(f: Callable[..., Any]) -> bool | None:
+    """How ``_compute_loss_grad`` takes the bias gradient, from its second argument's
+    name: True for ``np.mean(delta, 0)`` (``n_samples``, scikit-learn < 1.7), False for
+    ``np.sum(delta, 0) / sw_sum``; None for a layout the patch does not know."""
+    import inspect
+
+    names = list(inspect.signature(f).parameters)
+    if names[:2] != ["self", "layer"] or len(names) != 7:
+        return None
+    return {"n_samples": True, "sw_sum": False}.get(names[2])
 
 
 def patch() -> None:
@@ -250,6 +371,15 @@ def patch() -> None:
         # AdamOptimizer inherits update_params; the patch gives it its own, unpatch deletes it.
         saved["adam"] = adam
         adam.update_params = _adam_update_params
+        from sklearn.neural_network import _multilayer_perceptron as mlp
+
+        base = mlp.BaseMultilayerPerceptron
+        saved["layers"] = (base, base._forward_pass, base._compute_loss_grad)
+        saved["safe_indexing"] = (mlp, mlp._safe_indexing)
+        base._forward_pass = _forward_pass
+        base._compute_loss_grad = _make_compute_loss_grad(saved["layers"][2],
+                                                          bool(_loss_grad_layout(saved["layers"][2])))
+        mlp._safe_indexing = _make_safe_indexing(saved["safe_indexing"][1])
         _saved = saved
 
 
@@ -271,6 +401,11 @@ def unpatch() -> None:
         for constraints, old in _saved["constraints"]:
             constraints["activation"] = old
         del _saved["adam"].update_params
+        base, forward_pass, compute_loss_grad = _saved["layers"]
+        base._forward_pass = forward_pass
+        base._compute_loss_grad = compute_loss_grad
+        module, safe_indexing = _saved["safe_indexing"]
+        module._safe_indexing = safe_indexing
         _saved = None
 
 

@@ -1,15 +1,17 @@
-# Included by _kernels.pyx.tp: a fused Adam step, for actfast.sklearn's patch.
+# Included by _kernels.pyx.tp: fused parameter-gradient and Adam steps, for
+# actfast.sklearn's patch.
 #
-# Design: scikit-learn's AdamOptimizer step is five NumPy expressions per parameter
-# array (m, v, sqrt(v) + eps, the update, param += update), each a pass over memory
-# with a temporary; in an MLP fit that is about a seventh of the time. Fused, it is one
-# pass that reads p, g, m, v and writes p, m, v in place. The arithmetic is NumPy's,
-# operation by operation and in the same dtypes, so that a patched fit is bit-identical
-# to an unpatched one: m, v and sqrt(v) + eps in the array's dtype (scikit-learn's
-# beta_1, beta_2, epsilon are Python floats, weak scalars), the update and p + update in
-# double (its learning rate is a NumPy float64 scalar, which NEP 50 does not demote).
-# Elements are independent, so chunks on the pool give the same result on any number
-# of threads.
+# Design: scikit-learn's MLP spends its time outside the GEMMs in NumPy expressions over
+# whole parameter arrays, each a pass over memory with a temporary: the Adam step is
+# five per array (m, v, sqrt(v) + eps, the update, param += update), the L2 term of a
+# weight gradient two (g += alpha W, g /= n). Fused, each is one pass in place. The
+# arithmetic is NumPy's, operation by operation and in the same dtypes, so that a
+# patched fit is bit-identical to an unpatched one: m, v and sqrt(v) + eps in the
+# array's dtype (scikit-learn's beta_1, beta_2, epsilon are Python floats, weak
+# scalars), the update and p + update in double (its learning rate is a NumPy float64
+# scalar, which NEP 50 does not demote); alpha W, g + alpha W and the division by n in
+# the array's dtype (alpha a Python float, n a Python int: the caller checks). Elements
+# are independent, so chunks on the pool give the same result on any number of threads.
 
 from libc.math cimport sqrt, sqrtf
 
@@ -68,6 +70,30 @@ cdef inline bint disjoint(cnp.ndarray a, cnp.ndarray b):
     return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
 
 
+cdef bint fusable(tuple written, tuple read):
+    """Whether a fused step may run on these arrays: all float32 or all float64,
+    C-contiguous, aligned, of one shape and pairwise disjoint, the written ones
+    writeable."""
+    cdef cnp.ndarray first = written[0], a
+    cdef int t = cnp.PyArray_TYPE(first)
+    cdef tuple arrays = written + read
+    cdef Py_ssize_t i, j
+    if t != NPY_FLOAT and t != NPY_DOUBLE:
+        return False
+    for a in arrays:
+        if (cnp.PyArray_TYPE(a) != t or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
+                or not cnp.PyArray_SAMESHAPE(a, first)):
+            return False
+    for a in written:
+        if not cnp.PyArray_ISWRITEABLE(a):
+            return False
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if not disjoint(arrays[i], arrays[j]):
+                return False
+    return True
+
+
 def _adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, double lr, double beta_1,
                double beta_2, double epsilon):
     """One Adam step in place, as scikit-learn's AdamOptimizer computes it (see the top
@@ -80,19 +106,7 @@ def _adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, doubl
     cdef npy_intp n = cnp.PyArray_SIZE(p)
     cdef int nt
     cdef af_chunk_fn span
-    cdef cnp.ndarray a
-    cdef tuple arrays = (p, g, m, v)
-    if t != NPY_FLOAT and t != NPY_DOUBLE:
-        return False
-    for a in arrays:
-        if (cnp.PyArray_TYPE(a) != t or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
-                or not cnp.PyArray_SAMESHAPE(a, p)):
-            return False
-    for a in (p, m, v):
-        if not cnp.PyArray_ISWRITEABLE(a):
-            return False
-    if not (disjoint(p, g) and disjoint(p, m) and disjoint(p, v) and disjoint(g, m) and disjoint(g, v)
-            and disjoint(m, v)):
+    if not fusable((p, m, v), (g,)):
         return False
     c.p = <char *>cnp.PyArray_DATA(p)
     c.g = <const char *>cnp.PyArray_DATA(g)
@@ -106,5 +120,56 @@ def _adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, doubl
             span(&c, 0, n)
         else:
             af_pool_run(span, &c, n, chunk_for(n, nt, 0), nt)
+        af_clear_fp_status()
+    return True
+
+
+ctypedef struct l2_ctx:
+    char *g
+    const char *w
+    double alpha
+    double n
+
+
+cdef inline void l2_span(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t tag) noexcept nogil:
+    cdef l2_ctx *c = <l2_ctx *>ctx
+    cdef real_t *g = <real_t *>c.g
+    cdef const real_t *w = <const real_t *>c.w
+    cdef real_t alpha = <real_t>c.alpha, n = <real_t>c.n
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        g[i] = (g[i] + alpha * w[i]) / n
+
+
+cdef void l2_span_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    l2_span(c, lo, hi, <float>0)
+cdef void l2_span_d(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    l2_span(c, lo, hi, <double>0)
+
+cdef af_chunk_fn l2_span_f_ptr = l2_span_f   # through pointers: see adam_span_f_ptr
+cdef af_chunk_fn l2_span_d_ptr = l2_span_d
+
+
+def _l2_grad(cnp.ndarray g, cnp.ndarray w, double alpha, double n):
+    """g = (g + alpha w) / n in place, as scikit-learn's _compute_loss_grad computes its
+    weight gradient after the GEMM (g += alpha * W; g /= n, alpha and n weak scalars: in
+    the arrays' dtype). Returns False, touching nothing, unless g and w are C-contiguous,
+    aligned, disjoint arrays of one shape and of float32 or float64 (g writeable)."""
+    cdef l2_ctx c
+    cdef npy_intp size = cnp.PyArray_SIZE(g)
+    cdef int nt
+    cdef af_chunk_fn span
+    if not fusable((g,), (w,)):
+        return False
+    c.g = <char *>cnp.PyArray_DATA(g)
+    c.w = <const char *>cnp.PyArray_DATA(w)
+    c.alpha, c.n = alpha, n
+    span = l2_span_f_ptr if cnp.PyArray_TYPE(g) == NPY_FLOAT else l2_span_d_ptr
+    nt = threads_for(size, 0)
+    with nogil:
+        if nt <= 1:
+            span(&c, 0, size)
+        else:
+            af_pool_run(span, &c, size, chunk_for(size, nt, 0), nt)
         af_clear_fp_status()
     return True

@@ -30,15 +30,16 @@ def _restore():
 def _snapshot():
     from sklearn.neural_network import _multilayer_perceptron as mlp
 
+    base = mlp.BaseMultilayerPerceptron
     return (dict(_base.ACTIVATIONS), dict(_base.DERIVATIVES),
-            [c._parameter_constraints["activation"]
-             for c in (mlp.BaseMultilayerPerceptron, MLPClassifier, MLPRegressor)])
+            [c._parameter_constraints["activation"] for c in (base, MLPClassifier, MLPRegressor)]
+            + [vars(base)["_forward_pass"], vars(base)["_compute_loss_grad"], mlp._safe_indexing])
 
 
 def _same(a, b):
     return (a[0].keys() == b[0].keys() and all(a[0][k] is b[0][k] for k in a[0])
             and a[1].keys() == b[1].keys() and all(a[1][k] is b[1][k] for k in a[1])
-            and all(x is y for x, y in zip(a[2], b[2])))
+            and len(a[2]) == len(b[2]) and all(x is y for x, y in zip(a[2], b[2])))
 
 
 def test_import_does_not_patch_and_unpatch_restores_the_same_objects():
@@ -265,3 +266,125 @@ def test_fused_adam_step_same_on_1_and_2_threads():
 
     p, m, v = same_on_1_and_2_threads(step, "adam")
     np.testing.assert_array_equal(m, np.float32(0.9) * np.float32(0.1) + np.float32(1 - 0.9) * g)
+
+
+def _fit_patched(est, X, y, fused_layers, **fit_kw):
+    """A patched fit with the fused layers (actfast.dense forward, fused L2 gradient, the
+    fast batch indexing), or with scikit-learn's own layer code (activations, derivatives
+    and Adam still patched)."""
+    from sklearn.neural_network import _multilayer_perceptron as mlp
+
+    with afsk.patched(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        saved = afsk._saved
+        base, fwd, clg = saved["layers"]
+        ours = (base._forward_pass, base._compute_loss_grad, mlp._safe_indexing)
+        if not fused_layers:
+            base._forward_pass, base._compute_loss_grad = fwd, clg
+            mlp._safe_indexing = saved["safe_indexing"][1]
+        try:
+            return est.fit(X, y, **fit_kw)
+        finally:
+            base._forward_pass, base._compute_loss_grad, mlp._safe_indexing = ours
+
+
+def _assert_same_fit(a, b, label):
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q, err_msg=label)
+    if hasattr(a, "loss_curve_"):
+        assert a.loss_curve_ == b.loss_curve_, label
+    else:
+        assert a.loss_ == b.loss_, label
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", sorted(afsk._DENSE))
+def test_fused_layers_are_bit_identical_to_sklearns_layer_code(activation, dtype, monkeypatch):
+    """Every hidden activation through actfast.dense and the fused L2 gradient gives the
+    fit that scikit-learn's own layer code gives with the same activations."""
+    from actfast._dispatch import kernels as k
+
+    calls = []
+    l2 = k._l2_grad
+    monkeypatch.setattr(k, "_l2_grad", lambda *a: calls.append(l2(*a)) or calls[-1])
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 9)).astype(dtype)
+    y = (X[:, :2].sum(1) > 0).astype(int) + (X[:, 2] > 1)
+    for solver in ("adam", "sgd", "lbfgs"):
+        kw = dict(hidden_layer_sizes=(17, 8), activation=activation, solver=solver, max_iter=3, random_state=0,
+                  batch_size=64, alpha=1e-3)
+        fused = _fit_patched(MLPClassifier(**kw), X, y, True)
+        assert calls and all(calls), solver        # the fused kernel ran, on every layer
+        calls.clear()
+        plain = _fit_patched(MLPClassifier(**kw), X, y, False)
+        assert not calls
+        _assert_same_fit(fused, plain, f"{activation} {solver}")
+
+
+def test_fused_layers_keep_sklearns_code_for_what_they_do_not_take():
+    """Sparse input, sample weights and a NumPy-scalar alpha go through scikit-learn's
+    own layer code: the same fit as with it."""
+    import inspect
+
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((200, 6))
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(9,), max_iter=2, random_state=0, batch_size=50, activation="gelu")
+    cases = [(sp.csr_matrix(X), {}, {}), (X, {}, {"alpha": np.float64(1e-3)})]
+    if "sample_weight" in inspect.signature(MLPClassifier.fit).parameters:
+        cases.append((X, {"sample_weight": rng.uniform(0.5, 2, 200)}, {}))
+    for Xc, fit_kw, est_kw in cases:
+        fused = _fit_patched(MLPClassifier(**kw, **est_kw), Xc, y, True, **fit_kw)
+        plain = _fit_patched(MLPClassifier(**kw, **est_kw), Xc, y, False, **fit_kw)
+        _assert_same_fit(fused, plain, f"{type(Xc).__name__} {fit_kw.keys()} {est_kw}")
+
+
+def test_fast_batch_indexing_matches_sklearns():
+    from sklearn.neural_network import _multilayer_perceptron as mlp
+
+    original = mlp._safe_indexing
+    X = np.arange(40.0).reshape(10, 4)
+    idx = np.array([3, 0, 9, 3])
+    with afsk.patched():
+        fast = mlp._safe_indexing
+        assert fast is not original
+        for args, kw in [((X, idx), {}), ((X, idx.astype(np.uint8)), {}), ((X, slice(2, 5)), {}),
+                         ((X, [1, 2]), {}), ((X, np.array([0, 2])), {"axis": 1}), ((list(range(10)), idx), {}),
+                         ((X, X[:, 0] > 10), {})]:
+            got, ref = fast(*args, **kw), original(*args, **kw)
+            np.testing.assert_array_equal(got, ref)
+            assert type(got) is type(ref)
+    assert mlp._safe_indexing is original
+
+
+def test_fused_l2_gradient_kernel():
+    from actfast._dispatch import kernels as k
+
+    from _helpers import same_on_1_and_2_threads
+
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        w = rng.standard_normal(300_001).astype(dtype)
+        g0 = rng.standard_normal(300_001).astype(dtype)
+        ref = g0.copy()
+        ref += 1e-4 * w
+        ref /= 256
+
+        def step():
+            g = g0.copy()
+            assert k._l2_grad(g, w, 1e-4, 256.0)
+            return (g,)
+
+        (g,) = same_on_1_and_2_threads(step, f"l2 {dtype}")
+        np.testing.assert_array_equal(g, ref)
+    g = np.zeros(10)
+    assert not k._l2_grad(g, g, 1.0, 2.0)                       # aliased
+    assert not k._l2_grad(g, np.ones(10, np.float32), 1.0, 2.0)  # mixed dtypes
+    assert not k._l2_grad(g[::2], np.ones(5), 1.0, 2.0)         # strided
+    assert not k._l2_grad(g, np.ones(9), 1.0, 2.0)              # shapes
+    ro = np.zeros(10)
+    ro.flags.writeable = False
+    assert not k._l2_grad(ro, np.ones(10), 1.0, 2.0)
+    assert (g == 0).all() and (ro == 0).all()

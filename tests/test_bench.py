@@ -73,11 +73,12 @@ def test_json_has_the_documented_fields(tmp_path):
     assert doc["meta"]["threads"] == actfast.get_num_threads()
     assert {"actfast", "numpy", "scipy"} <= set(doc["meta"]["versions"])
     recs = doc["records"]
-    # 3 ops x 2 kinds x 2 dtypes x 2 sizes, each with at least actfast and numpy
-    assert len({(r["op"], r["kind"], r["dtype"], r["size"]) for r in recs}) == 24
+    # (3 ops x 2 kinds + relu's and softmax's gradients from the output) x 2 dtypes x 2 sizes,
+    # each with at least actfast and numpy
+    assert len({(r["op"], r["kind"], r["dtype"], r["size"]) for r in recs}) == 32
     for r in recs:
         assert RECORD_FIELDS <= set(r), set(RECORD_FIELDS) - set(r)
-        assert r["kind"] in ("forward", "grad", "dense")
+        assert r["kind"] in ("forward", "grad", "grad_from_output", "dense")
         assert r["dtype"] in ("float32", "float64")
         assert isinstance(r["shape"], list) and int(np.prod(r["shape"])) == r["size"]
         if r["correct"]:
@@ -280,6 +281,126 @@ def test_torch_and_numexpr_agree_with_the_reference_in_float32():
 
 
 # --------------------------------------------------------------------------------------
+# Gradients from the saved output (kind grad_from_output)
+# --------------------------------------------------------------------------------------
+
+# PyTorch's backward ops that take the saved output, as autograd runs them on the result
+# (relu; the in-place elu_ / selu_ / celu_ / leaky_relu_ for is_result=True).
+TORCH_FROM_OUTPUT = {"sigmoid": "sigmoid_backward", "tanh": "tanh_backward", "softmax": "_softmax_backward_data",
+                     "log_softmax": "_log_softmax_backward_data", "relu": "threshold_backward",
+                     "leaky_relu": "leaky_relu_backward", "elu": "elu_backward", "selu": "elu_backward",
+                     "celu": "elu_backward"}
+OUTPUT_BASED = ("sigmoid", "tanh", "softmax", "log_softmax")   # torch's backward of these takes only y
+
+
+def test_every_gradient_from_the_output_has_a_row():
+    """A row for each NAME_grad_from_output of actfast whose op the benchmark has."""
+    have = {name for name, kind in _bench.OPS if kind == "grad_from_output"}
+    api = {n[:-len("_grad_from_output")] for n in dir(actfast) if n.endswith("_grad_from_output")}
+    assert have == api & set(_bench.OP_NAMES)
+    assert set(OUTPUT_BASED) <= have and {"relu", "elu", "selu", "celu", "leaky_relu"} <= have
+    assert all(_bench.OPS[(n, "grad_from_output")].axis == (n in ("softmax", "log_softmax")) for n in have)
+
+
+def test_from_output_inputs_are_the_rounded_forward():
+    """The case's first input is y = f(x) (the float64 forward rounded to the dtype)."""
+    for name in ("sigmoid", "log_softmax"):
+        spec = _bench.OPS[(name, "grad_from_output")]
+        shape, y, dy = _bench.case_inputs(spec, np.dtype(np.float32), 3000)
+        _, x, dy0 = _bench.make_inputs("grad", np.dtype(np.float32), 3000, spec.axis)
+        assert y.dtype == np.float32 and y.shape == shape == dy.shape and np.array_equal(dy, dy0)
+        want = _bench.reference_for(_bench.OPS[(name, "forward")], x, None).astype(np.float32)
+        assert np.array_equal(y, want) and not np.array_equal(y, x)
+
+
+def _from_x_formula_on_y(case):
+    """actfast's gradient from x given y (what the rows compared before): must be caught."""
+    if case.kind != "grad_from_output":
+        return None
+    f = getattr(actfast, case.op + "_grad")
+    y, dy = case.x, case.dy
+    return _bench.Prepared(lambda: f(y, dy), lambda: f(y, dy), False)
+
+
+def test_from_output_rows_are_checked_and_timed(capsys):
+    impls = _bench.default_impls(no_torch=True, no_numexpr=True) + [_bench.Impl("from-x", _from_x_formula_on_y)]
+    ops = "sigmoid,tanh,softmax,log_softmax,relu,elu"
+    res = _bench.run(_args("--ops", ops, "--kind", "grad_from_output"), impls=impls, stream=io.StringIO())
+    recs = res["records"]
+    assert {(r["op"], r["kind"]) for r in recs} == {(o, "grad_from_output") for o in ops.split(",")}
+    for r in recs:
+        if r["impl"] in ("actfast", "numpy"):
+            assert r["correct"] and r["median_s"] > 0 and r["max_abs_err"] is not None, r
+    # The from-x formula evaluated on y is caught, and not timed, but where it happens to
+    # agree: relu (y > 0 iff x > 0) and log_softmax (softmax(log_softmax(x)) = softmax(x)).
+    wrong = {r["op"] for r in recs if r["impl"] == "from-x" and not r["correct"] and r["median_s"] is None}
+    assert wrong == {"sigmoid", "tanh", "softmax", "elu"}
+    assert main(["bench", *TINY, "--ops", "sigmoid", "--dtype", "float32", "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "| `sigmoid_grad_from_output` | 3,000 |" in text and "| `sigmoid_grad` | 3,000 |" in text
+
+
+def test_kind_selects_the_gradient_from_the_output():
+    def kinds(*extra):
+        res = _bench.run(_args("--ops", "relu,gelu", "--dtype", "float32", "--sizes", "64", *extra),
+                         stream=io.StringIO())
+        return {(r["op"], r["kind"]) for r in res["records"]}
+    assert kinds("--kind", "grad_from_output") == {("relu", "grad_from_output")}   # gelu has none
+    every = {("relu", "forward"), ("relu", "grad"), ("relu", "grad_from_output"), ("gelu", "forward"),
+             ("gelu", "grad")}
+    assert kinds() == kinds("--kind", "both") == every
+
+
+def test_torch_specs_of_the_output_based_backwards():
+    """torch's backward ops that take the output are paired with the from-output rows (with
+    y, never x), and the from-x rows of the output-only ones carry no torch op."""
+    for name in OUTPUT_BASED:
+        assert _bench.OPS[(name, "grad")].torch is None, name
+    for (name, kind), spec in _bench.OPS.items():
+        if kind != "grad_from_output":
+            continue
+        if name not in TORCH_FROM_OUTPUT:
+            assert spec.torch is None, name
+            continue
+        op, args = spec.torch[0], spec.torch[1]
+        assert op == TORCH_FROM_OUTPUT[name] and "y" in args and "x" not in args, (name, spec.torch)
+        flag = {"elu_backward": 4, "leaky_relu_backward": 3}.get(op)   # is_result / self_is_result
+        assert flag is None or args[flag] is True, (name, spec.torch)
+    for (name, kind), spec in _bench.OPS.items():   # no from-x row hands torch the output
+        if kind != "grad_from_output" and spec.torch and len(spec.torch) > 1:
+            assert "y" not in spec.torch[1] and True not in [a is True for a in spec.torch[1]], (name, kind)
+
+
+def test_torch_races_the_from_output_rows_only():
+    pytest.importorskip("torch")
+    impls = _bench.default_impls(no_numexpr=True)
+    assert "torch" in [i.name for i in impls]
+    args = build_parser().parse_args(["bench", "--sizes", "2000", "--samples", "1", "--min-batch-ms", "0.05",
+                                      "--dtype", "float32", "--no-progress", "--no-dense",
+                                      "--ops", ",".join([*OUTPUT_BASED, "relu", "elu"])])
+    out = io.StringIO()
+    res = _bench.run(args, impls=impls, stream=out)
+    torch_recs = {(r["op"], r["kind"]): r for r in res["records"] if r["impl"] == "torch"}
+    for name in (*OUTPUT_BASED, "relu", "elu"):
+        r = torch_recs[(name, "grad_from_output")]
+        assert r["correct"] and r["median_s"] > 0, r
+        assert torch_recs[(name, "forward")]["correct"]
+    assert not [k for k in torch_recs if k[1] == "grad" and k[0] in OUTPUT_BASED]
+    assert torch_recs[("relu", "grad")]["correct"] and torch_recs[("elu", "grad")]["correct"]   # from x
+    md = _bench.format_markdown(res)
+    cols = [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| op |")).split("|")]
+    rows = {c[1].strip("` "): dict(zip(cols, (x.strip() for x in c)))
+            for c in (line.split("|") for line in md.splitlines() if "| 2,000 |" in line)}
+    for name in OUTPUT_BASED:
+        assert rows[name + "_grad"]["torch"] == rows[name + "_grad"]["actfast vs torch"] == "-"
+        assert rows[name + "_grad_from_output"]["torch"] != "-"
+        assert rows[name + "_grad_from_output"]["actfast vs torch"].endswith("x")
+    assert rows["elu_grad"]["torch"] != "-"
+    note = "torch has no backward from x for sigmoid, tanh, softmax, log_softmax"
+    assert note in md and note in out.getvalue()
+
+
+# --------------------------------------------------------------------------------------
 # --scenario train and --scenario loop
 # --------------------------------------------------------------------------------------
 
@@ -377,7 +498,9 @@ def test_loop_scenario_end_to_end(tmp_path, capsys):
     assert len(mm) == 1 and mm[0]["median_s"] > 0
     ops = [r for r in recs if r["op"] != "matmul"]
     assert {(r["op"], r["kind"], r["impl"]) for r in ops} == {
-        (o, k, i) for o in ("relu", "sigmoid") for k in ("forward", "grad") for i in ("actfast", "numpy")}
+        (o, k, i) for o in ("relu", "sigmoid") for k in ("forward", "grad", "grad_from_output")
+        for i in ("actfast", "numpy")}
+    assert "sigmoid_grad_from_output" in text
     for r in ops:
         assert r["correct"] and r["shape"] == [8, 16] and r["dtype"] == "float32"
         assert r["op_cost_s"] == pytest.approx(r["median_s"] - mm[0]["median_s"])

@@ -17,23 +17,31 @@ are re-exported here, so ``actfast._bench.run``, ``actfast._bench.time_interleav
 
 What is timed
 -------------
-For every activation (forward ``NAME`` and gradient ``NAME_grad``), every dtype and
-every size, each *implementation* of the same computation is raced:
+For every activation (forward ``NAME``, gradient ``NAME_grad`` from the input and,
+where actfast has one, gradient ``NAME_grad_from_output`` from the saved output
+``y = f(x)``: kind ``grad_from_output``, ``--kind``), every dtype and every size, each
+*implementation* of the same computation is raced:
 
 ``actfast``
-    ``actfast.NAME(x, out=y)`` / ``actfast.NAME_grad(x, dy, out=y)``.
+    ``actfast.NAME(x, out=o)`` / ``actfast.NAME_grad(x, dy, out=o)`` /
+    ``actfast.NAME_grad_from_output(y, dy, out=o)``.
 ``numpy``
     The expression a NumPy user writes: ``np.maximum(x, 0)``, ``1/(1+np.exp(-x))``,
     ``0.5*x*(1+scipy.special.erf(x/sqrt(2)))``, ``np.logaddexp(0, x)``,
-    ``np.where(x > 0, x, 0.01*x)``, gradients as ``dy * (x > 0)`` ... (see ``OPS``).
+    ``np.where(x > 0, x, 0.01*x)``, gradients as ``dy * (x > 0)`` ..., from the output
+    as ``dy * y * (1 - y)``, ``dy * (1 - y*y)`` ... (see ``OPS``).
     Where its last step is a ufunc, that step writes into the preallocated output
     (``np.maximum(x, 0, out=y)``); ``np.where`` cannot, so those allocate.
 ``torch`` (when installed, unless ``--no-torch``)
     PyTorch's CPU kernels on ``torch.from_numpy`` views: the aten forward op and the
     aten ``*_backward`` op (``threshold_backward``, ``gelu_backward``, ...), through
-    their ``out=`` overloads where they exist. Backward ops that PyTorch computes from
-    the saved forward output (sigmoid, tanh, softmax, log_softmax, log_sigmoid's
-    buffer) get it precomputed, untimed, as autograd would have it.
+    their ``out=`` overloads where they exist. Backward ops that take the saved forward
+    output (``sigmoid_backward``, ``tanh_backward``, ``_softmax_backward_data``,
+    ``_log_softmax_backward_data``, ``threshold_backward`` as autograd runs it for relu,
+    ``elu_backward`` / ``leaky_relu_backward`` with ``is_result=True``) are raced in the
+    ``grad_from_output`` rows, on the case's ``y``; the ``grad`` rows of sigmoid, tanh,
+    softmax and log_softmax have no torch figure (PyTorch has no backward of them from
+    x). log_sigmoid's buffer is precomputed, untimed, as autograd would have it.
     ``torch.set_num_threads`` is set to actfast's thread count.
 ``numexpr`` (when installed)
     ``numexpr.evaluate`` of the same formula with ``out=``, for the ops it can express
@@ -42,10 +50,13 @@ every size, each *implementation* of the same computation is raced:
 Method
 ------
 * Inputs: ``x ~ 2.5 * N(0, 1)``, ``dy ~ N(0, 1)`` (fixed seed), contiguous.
-  softmax / log_softmax work on rows of ``min(size, 1000)`` elements.
+  softmax / log_softmax work on rows of ``min(size, 1000)`` elements. A gradient from
+  the output gets ``y``: the float64 forward of that x rounded to the dtype, computed
+  once before the timing (``case_inputs``).
 * Correctness first: each implementation's output is compared with a float64
   reference computed from the same (upcast) inputs by independent, numerically stable
-  formulas (``scipy.special.expit``, ``ndtr``, ...). It passes when
+  formulas (``scipy.special.expit``, ``ndtr``, ...; from the output: the formula in
+  the upcast ``y``, e.g. ``-dy * expm1(y)`` for log_sigmoid). It passes when
   ``|got - ref| <= atol + rtol * |ref|`` everywhere and its dtype is the input's
   (float32: rtol 1e-4, atol 1e-5; float64: rtol 1e-9, atol 1e-11; the dense layer
   1e-4 / 1e-4 and 1e-10 / 1e-10: a few hundred float32 rounding errors of the
@@ -81,7 +92,7 @@ An object with two keys:
 
     ============ ==========================================================
     op           activation name (``relu``, ``gelu_tanh``, ``softmax`` ...)
-    kind         ``forward``, ``grad`` or ``dense``
+    kind         ``forward``, ``grad``, ``grad_from_output`` or ``dense``
     dtype        ``float32`` or ``float64``
     size         number of output elements
     shape        list: the array shape; for dense ``[batch, in, out]``
@@ -99,19 +110,19 @@ An object with two keys:
     ============ ==========================================================
 """
 
-from .cases import (DENSE_ACTIVATIONS, GELU_K, INV_SQRT_2PI, OP_NAMES, OPS, SELU_ALPHA, SELU_SCALE,
+from .cases import (DENSE_ACTIVATIONS, GELU_K, INV_SQRT_2PI, KINDS, OP_NAMES, OPS, SELU_ALPHA, SELU_SCALE,
                     SOFTMAX_WIDTH, SQRT2, TOLERANCES, Case, Impl, OpSpec, Prepared, _module_version,
-                    _prep_actfast, _prep_numexpr, _prep_numpy, _prep_torch, _torch_call, check,
-                    default_impls, make_inputs, reference_for)
+                    _prep_actfast, _prep_numexpr, _prep_numpy, _prep_torch, _torch_call, case_inputs, check,
+                    default_impls, make_inputs, op_kinds, reference_for)
 from .cli import DENSE_SHAPES, FULL_SIZES, QUICK_SIZES, add_arguments, main, run
 from .report import IMPL_ORDER, format_markdown, format_text, header_lines, metadata, plot
 from .timing import Progress, measure_case, time_interleaved
 
 __all__ = [  # re-exported: what tests, bench/ scripts and the command reach as actfast._bench.NAME
-    "DENSE_ACTIVATIONS", "GELU_K", "INV_SQRT_2PI", "OP_NAMES", "OPS", "SELU_ALPHA", "SELU_SCALE",
+    "DENSE_ACTIVATIONS", "GELU_K", "INV_SQRT_2PI", "KINDS", "OP_NAMES", "OPS", "SELU_ALPHA", "SELU_SCALE",
     "SOFTMAX_WIDTH", "SQRT2", "TOLERANCES", "Case", "Impl", "OpSpec", "Prepared", "_module_version",
-    "_prep_actfast", "_prep_numexpr", "_prep_numpy", "_prep_torch", "_torch_call", "check",
-    "default_impls", "make_inputs", "reference_for", "DENSE_SHAPES", "FULL_SIZES", "QUICK_SIZES",
+    "_prep_actfast", "_prep_numexpr", "_prep_numpy", "_prep_torch", "_torch_call", "case_inputs", "check",
+    "default_impls", "make_inputs", "op_kinds", "reference_for", "DENSE_SHAPES", "FULL_SIZES", "QUICK_SIZES",
     "add_arguments", "main", "run", "IMPL_ORDER", "format_markdown", "format_text", "header_lines",
     "metadata", "plot", "Progress", "measure_case", "time_interleaved",
 ]

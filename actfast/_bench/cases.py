@@ -27,6 +27,14 @@ GELU_K = math.sqrt(2.0 / math.pi)
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 THRESHOLD_ARGS = (0.5, -1.0)      # the threshold case: threshold, value
+# What is computed: f(x), dy * f'(x) from x, and dy * f'(x) from the saved output y = f(x)
+# (NAME_grad_from_output: the backward that keeps only the layer's output).
+KINDS = ("forward", "grad", "grad_from_output")
+
+
+def label(name: str, kind: str) -> str:
+    """The row name: ``relu``, ``relu_grad``, ``relu_grad_from_output`` (actfast's function)."""
+    return name if kind == "forward" else f"{name}_{kind}"
 
 
 # --------------------------------------------------------------------------------------
@@ -40,7 +48,9 @@ def _sp():
 
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
-    """One computation: ``name`` with ``kind`` "forward" (f(x)) or "grad" (dy * f'(x))."""
+    """One computation: ``name`` with ``kind`` "forward" (f(x)), "grad" (dy * f'(x)) or
+    "grad_from_output" (dy * f'(x) as a function of y = f(x): its callables take y where
+    the others take x, and its numexpr formula and torch arguments name it "y")."""
 
     name: str
     kind: str
@@ -55,9 +65,16 @@ class OpSpec:
 
     @property
     def label(self) -> str:
-        return self.name if self.kind == "forward" else self.name + "_grad"
+        return label(self.name, self.kind)
+
+    @property
+    def arg(self) -> str:
+        """The name of the op's first input: "x", or "y" for a gradient from the output."""
+        return "y" if self.kind == "grad_from_output" else "x"
 
     def actfast(self, af, x, dy, out):
+        if self.kind == "grad_from_output":      # x is y here; every parameter at its default
+            return getattr(af, self.name + "_grad_from_output")(x, dy, out=out)
         if self.gated:
             return _actfast_gated(af, self.name, self.kind, x, dy, out)
         if self.name == "prelu":
@@ -86,7 +103,11 @@ def _ops() -> dict[str, OpSpec]:
         ops.append(OpSpec(name, "grad", gref, gnp, gout, gne, consts, gtorch, axis, gated))
 
     # Torch specs: (aten op, argument names and constants, out keyword or None, extra kwargs).
-    # Argument names: "x", "dy", "y" (the saved forward output), "buf" (log_sigmoid's).
+    # Argument names: "x", "dy", "y" (the saved forward output: gradients from the output
+    # only), "buf" (log_sigmoid's), "dtype" (the input's). A gradient whose aten backward
+    # takes the output (sigmoid_backward, tanh_backward, _softmax_backward_data,
+    # _log_softmax_backward_data) has no torch spec here: PyTorch has no backward of these
+    # from x, and its op is raced in the grad_from_output row (from_output below).
     add("relu",
         lambda x: np.maximum(x, 0.0), lambda x, dy: dy * (x > 0),
         lambda x, out: np.maximum(x, 0, out=out),
@@ -192,7 +213,7 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, out: np.divide(1, 1 + np.exp(-x), out=out),
         lambda x, dy, out: _np_sigmoid_grad(x, dy, out),
         fne="1 / (1 + exp(-x))", gne="dy * exp(-x) / ((1 + exp(-x)) * (1 + exp(-x)))",
-        ftorch=("sigmoid", ("x",), "out"), gtorch=("sigmoid_backward", ("dy", "y"), "grad_input"))
+        ftorch=("sigmoid", ("x",), "out"))
     add("log_sigmoid",
         lambda x: _sp().log_expit(x), lambda x, dy: dy * sp_expit(-x),
         lambda x, out: np.negative(np.logaddexp(0, -x), out=out),
@@ -227,7 +248,7 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, out: np.tanh(x, out=out),
         lambda x, dy, out: np.multiply(dy, 1 - np.tanh(x) ** 2, out=out),
         fne="tanh(x)", gne="dy * (1 - tanh(x) * tanh(x))",
-        ftorch=("tanh", ("x",), "out"), gtorch=("tanh_backward", ("dy", "y"), "grad_input"))
+        ftorch=("tanh", ("x",), "out"))
     add("gelu",
         lambda x: x * _sp().ndtr(x),
         lambda x, dy: dy * (_sp().ndtr(x) + x * np.exp(-0.5 * x * x) * INV_SQRT_2PI),
@@ -249,15 +270,13 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy: _softmax_grad64(x, dy),
         lambda x, out: _np_softmax(x, out),
         lambda x, dy, out: _np_softmax_grad(x, dy, out),
-        ftorch=("_softmax", ("x", -1, False), "out"),
-        gtorch=("_softmax_backward_data", ("dy", "y", -1, "dtype"), "grad_input"), axis=True)
+        ftorch=("_softmax", ("x", -1, False), "out"), axis=True)
     add("log_softmax",
         lambda x: _sp().log_softmax(x, axis=-1),
         lambda x, dy: dy - _sp().softmax(x, axis=-1) * dy.sum(axis=-1, keepdims=True),
         lambda x, out: _np_log_softmax(x, out),
         lambda x, dy, out: _np_log_softmax_grad(x, dy, out),
-        ftorch=("_log_softmax", ("x", -1, False), "out"),
-        gtorch=("_log_softmax_backward_data", ("dy", "y", -1, "dtype"), "out"), axis=True)
+        ftorch=("_log_softmax", ("x", -1, False), "out"), axis=True)
     add("softmin",  # softmax(-x); PyTorch's F.softmin is softmax of a negated copy, no aten op of its own
         lambda x: _sp().softmax(-x, axis=-1),
         lambda x, dy: -_softmax_grad64(-x, dy),
@@ -292,6 +311,52 @@ def _ops() -> dict[str, OpSpec]:
         lambda x, dy, out: _gv(x, "reglu", lambda g, v: _cat("reglu", dy * v * (g > 0), dy * np.maximum(g, 0))),
         gout=False,
         ftorch=("gated:reglu", ("x",), None), gtorch=("gated:reglu_grad", ("dy", "x"), None), gated=True)
+
+    # Gradients from the saved output, NAME_grad_from_output(y, dy): reference and NumPy
+    # expression in y (the case's y: the float64 forward rounded to the dtype, case_inputs).
+    # torch where its backward op takes the output, as autograd runs it on the saved
+    # result (relu: threshold_backward(grad, result, 0); sigmoid, tanh, softmax,
+    # log_softmax; the in-place elu_, selu_, celu_, leaky_relu_: is_result=True). Its
+    # other backward ops (hardtanh_backward, hardsigmoid_backward, softplus_backward,
+    # log_sigmoid_backward) compare or transform x, so those rows have none.
+    def from_output(name, ref, fnp, *, out=True, torch=None):
+        fwd = next(o for o in ops if o.name == name)
+        ops.append(OpSpec(name, "grad_from_output", ref, fnp, out, None, (), torch, fwd.axis, fwd.gated))
+
+    elu_fo = ("elu_backward", ("dy", 1.0, 1.0, 1.0, True, "y"), "grad_input")   # elu and celu, alpha = 1
+    from_output("relu", lambda y, dy: dy * (y > 0), lambda y, dy, out: np.multiply(dy, y > 0, out=out),
+                torch=("threshold_backward", ("dy", "y", 0), "grad_input"))
+    from_output("relu6", lambda y, dy: dy * ((y > 0) & (y < 6)),
+                lambda y, dy, out: np.multiply(dy, (y > 0) & (y < 6), out=out))
+    from_output("leaky_relu", lambda y, dy: np.where(y > 0, dy, 0.01 * dy),
+                lambda y, dy, out: np.where(y > 0, dy, 0.01 * dy), out=False,
+                torch=("leaky_relu_backward", ("dy", "y", 0.01, True), "grad_input"))
+    from_output("hard_tanh", lambda y, dy: dy * ((y > -1) & (y < 1)),
+                lambda y, dy, out: np.multiply(dy, (y > -1) & (y < 1), out=out))
+    from_output("hard_sigmoid", lambda y, dy: dy / 6 * ((y > 0) & (y < 1)),
+                lambda y, dy, out: np.multiply(dy / 6, (y > 0) & (y < 1), out=out))
+    from_output("elu", lambda y, dy: np.where(y > 0, dy, dy * (y + 1)),
+                lambda y, dy, out: np.where(y > 0, dy, dy * (y + 1)), out=False, torch=elu_fo)
+    from_output("selu", lambda y, dy: np.where(y > 0, SELU_SCALE * dy, dy * (y + SELU_SCALE * SELU_ALPHA)),
+                lambda y, dy, out: np.where(y > 0, SELU_SCALE * dy, dy * (y + SELU_SCALE * SELU_ALPHA)), out=False,
+                torch=("elu_backward", ("dy", SELU_ALPHA, SELU_SCALE, 1.0, True, "y"), "grad_input"))
+    from_output("celu", lambda y, dy: np.where(y > 0, dy, dy * (y + 1)),
+                lambda y, dy, out: np.where(y > 0, dy, dy * (y / 1.0 + 1)), out=False, torch=elu_fo)
+    from_output("sigmoid", lambda y, dy: dy * y * (1 - y), lambda y, dy, out: np.multiply(dy * y, 1 - y, out=out),
+                torch=("sigmoid_backward", ("dy", "y"), "grad_input"))
+    from_output("log_sigmoid", lambda y, dy: -dy * np.expm1(y),
+                lambda y, dy, out: np.multiply(dy, 1 - np.exp(y), out=out))
+    from_output("softplus",  # beta = 1, threshold = 20: dy * sigmoid(x) = dy * (1 - exp(-y))
+                lambda y, dy: np.where(y > 20, dy, -dy * np.expm1(-y)),
+                lambda y, dy, out: np.multiply(dy, 1 - np.exp(-y), out=out))
+    from_output("tanh", lambda y, dy: dy * (1 - y) * (1 + y), lambda y, dy, out: np.multiply(dy, 1 - y * y, out=out),
+                torch=("tanh_backward", ("dy", "y"), "grad_input"))
+    from_output("softsign", lambda y, dy: dy * (1 - np.abs(y)) ** 2,
+                lambda y, dy, out: np.multiply(dy, (1 - np.abs(y)) ** 2, out=out))
+    from_output("softmax", _softmax_vjp, _softmax_vjp,
+                torch=("_softmax_backward_data", ("dy", "y", -1, "dtype"), "grad_input"))
+    from_output("log_softmax", _log_softmax_vjp, _log_softmax_vjp,
+                torch=("_log_softmax_backward_data", ("dy", "y", -1, "dtype"), "out"))
     return {(op.name, op.kind): op for op in ops}
 
 
@@ -403,14 +468,17 @@ def _np_softmax(x, out):
     return np.divide(e, e.sum(axis=-1, keepdims=True), out=out)
 
 
-def _np_softmax_grad(x, dy, out):
-    y = _np_softmax(x, None)
+def _softmax_vjp(y, dy, out=None):
+    """dy through softmax's Jacobian from its output (NumPy's and the float64 reference's)."""
     return np.multiply(y, dy - (dy * y).sum(axis=-1, keepdims=True), out=out)
 
 
+def _np_softmax_grad(x, dy, out):
+    return _softmax_vjp(_np_softmax(x, None), dy, out)
+
+
 def _softmax_grad64(x, dy):
-    y = _sp().softmax(x, axis=-1)
-    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    return _softmax_vjp(_sp().softmax(x, axis=-1), dy)
 
 
 def _np_log_softmax(x, out):
@@ -418,8 +486,13 @@ def _np_log_softmax(x, out):
     return np.subtract(z, np.log(np.exp(z).sum(axis=-1, keepdims=True)), out=out)
 
 
+def _log_softmax_vjp(y, dy, out=None):
+    """dy through log_softmax's Jacobian from its output: exp(y) is the softmax."""
+    return np.subtract(dy, np.exp(y) * dy.sum(axis=-1, keepdims=True), out=out)
+
+
 def _np_log_softmax_grad(x, dy, out):
-    return np.subtract(dy, np.exp(_np_log_softmax(x, None)) * dy.sum(axis=-1, keepdims=True), out=out)
+    return _log_softmax_vjp(_np_log_softmax(x, None), dy, out)
 
 
 @functools.lru_cache(maxsize=8)
@@ -469,6 +542,12 @@ OPS: dict[tuple[str, str], OpSpec] = _ops()
 OP_NAMES: list[str] = list(dict.fromkeys(name for name, _ in OPS))
 
 
+def op_kinds(ops, kinds) -> list[tuple[str, str]]:
+    """The ``(op, kind)`` pairs of ``ops`` x ``kinds`` that OPS has, in that order: not
+    every op has a gradient from the output."""
+    return [(op, kind) for op in ops for kind in kinds if (op, kind) in OPS]
+
+
 # --------------------------------------------------------------------------------------
 # Implementations
 # --------------------------------------------------------------------------------------
@@ -495,11 +574,11 @@ class Impl:
 @dataclasses.dataclass
 class Case:
     op: str
-    kind: str             # forward | grad | dense
+    kind: str             # forward | grad | grad_from_output | dense
     dtype: np.dtype
     shape: tuple[int, ...]
     spec: OpSpec | None   # None for dense
-    x: np.ndarray
+    x: np.ndarray         # the op's first input: x, or y = f(x) for grad_from_output (case_inputs)
     dy: np.ndarray | None = None
     w: np.ndarray | None = None
     b: np.ndarray | None = None
@@ -555,7 +634,7 @@ def _prep_numexpr(case: Case) -> Prepared | None:
     except ImportError:
         return None
     spec = case.spec
-    local = {"x": case.x}
+    local = {spec.arg: case.x}
     if case.dy is not None:
         local["dy"] = case.dy
     for k, v in spec.numexpr_consts:  # constants of the input dtype: a float literal
@@ -608,20 +687,17 @@ def _prep_torch(case: Case) -> Prepared | None:
     spec_t = spec.torch
     if spec_t is None:
         return None
-    env: dict[str, Any] = {"x": torch.from_numpy(case.x)}
+    first = torch.from_numpy(case.x)     # x, or the saved output y (precomputed, as autograd saves it)
+    env: dict[str, Any] = {spec.arg: first, "dtype": first.dtype}
     if case.dy is not None:
         env["dy"] = torch.from_numpy(case.dy)
-        fwd = OPS[(spec.name, "forward")].torch
-        # Backward ops that take the forward's output get it precomputed (autograd saves it).
-        env["y"] = _torch_call(torch, fwd, env, None)
-        env["dtype"] = env["x"].dtype
-        if spec.name == "log_sigmoid":
-            env["buf"] = torch.ops.aten.log_sigmoid_forward.default(env["x"])[1]
+    if "buf" in spec_t[1]:                # log_sigmoid_backward's buffer, saved by its forward
+        env["buf"] = torch.ops.aten.log_sigmoid_forward.default(first)[1]
     alloc = lambda: _torch_call(torch, spec_t, env, None)  # noqa: E731
     to_np = lambda t: t.numpy()  # noqa: E731
     if case.alloc or spec_t[2] is None:
         return Prepared(alloc, None, False, result=to_np)
-    out = torch.empty(case.out_shape(), dtype=env["x"].dtype)
+    out = torch.empty(case.out_shape(), dtype=first.dtype)
     return Prepared(lambda: _torch_call(torch, spec_t, env, out), None, True, result=to_np)
 
 
@@ -672,7 +748,7 @@ def check(got: Any, ref: np.ndarray, dtype: np.dtype, tol: tuple[float, float]) 
 
 def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 12345,
                 shape: tuple[int, ...] | None = None, gated: bool = False):
-    """``x ~ 2.5 N(0, 1)`` and, for a gradient, ``dy ~ N(0, 1)``: ``size`` elements (rows
+    """``x ~ 2.5 N(0, 1)`` and, for a gradient (either kind), ``dy ~ N(0, 1)``: ``size`` elements (rows
     of SOFTMAX_WIDTH for softmax-like ops), or the given ``shape``. A gated op's x has
     ``size`` elements per half (rows of 2 * SOFTMAX_WIDTH), its dy the forward's shape."""
     rng = np.random.default_rng(seed)
@@ -690,7 +766,18 @@ def make_inputs(kind: str, dtype: np.dtype, size: int, axis: bool, seed: int = 1
         shape = (size,)
     x = (2.5 * rng.standard_normal(shape)).astype(dtype)
     dy_shape = shape[:-1] + (shape[-1] // 2,) if gated else shape
-    dy = rng.standard_normal(dy_shape).astype(dtype) if kind == "grad" else None
+    dy = rng.standard_normal(dy_shape).astype(dtype) if kind != "forward" else None
+    return shape, x, dy
+
+
+def case_inputs(spec: OpSpec, dtype: np.dtype, size: int, shape: tuple[int, ...] | None = None):
+    """``(shape, first input, dy)`` of one case of ``spec``: :func:`make_inputs`' x, or for
+    a gradient from the output the saved output ``y = f(x)``, computed here once, outside
+    the timing: the float64 forward rounded to ``dtype`` (what any correct forward saves,
+    to 0.5 ulp), so that no implementation's forward decides the inputs."""
+    shape, x, dy = make_inputs(spec.kind, dtype, size, spec.axis, shape=shape, gated=spec.gated)
+    if spec.kind == "grad_from_output":
+        x = reference_for(OPS[(spec.name, "forward")], x, None).astype(dtype)
     return shape, x, dy
 
 

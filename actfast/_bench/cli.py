@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .cases import (DENSE_ACTIVATIONS, OP_NAMES, OPS, TOLERANCES, Case, Impl, default_impls,
-                    make_inputs, reference_for)
+from .cases import (DENSE_ACTIVATIONS, KINDS, OP_NAMES, OPS, TOLERANCES, Case, Impl, case_inputs,
+                    default_impls, op_kinds, reference_for)
 from .report import _emit, _loadavg, metadata
 from .timing import Progress, _blas_limiter, measure_case
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, impls: Sequence[Impl] | None = None,
     unknown = [o for o in ops if o not in OP_NAMES and o != "dense"]
     if unknown:
         raise SystemExit(f"actfast bench: unknown op(s) {unknown}; choose from {', '.join(OP_NAMES)}")
-    kinds = {"both": ("forward", "grad"), "forward": ("forward",), "grad": ("grad",)}[args.kind]
+    kinds = KINDS if args.kind in ("all", "both") else (args.kind,)
     if scenario == "loop":
         return _scenario_module("loop").run(args, [o for o in ops if o != "dense"], kinds, impls=impls,
                                             stream=stream)
@@ -122,14 +122,14 @@ def _measure(args, actfast, ops, sizes, dtypes, kinds, n_samples, min_batch_s, d
     meta = metadata(args, threads, settings)
     records: list[dict[str, Any]] = []
 
-    cells = [(dt, op, kind, size) for dt in dtypes for op in ops for kind in kinds for size in sizes]
+    cells = [(dt, op, kind, size) for dt in dtypes for op, kind in op_kinds(ops, kinds) for size in sizes]
     dense_cells = [(dt, act, shp) for dt in dtypes for shp in dense_shapes for act in DENSE_ACTIVATIONS] \
         if do_dense else []
     progress = Progress(len(cells) + len(dense_cells), enabled=not args.no_progress)
     tol_of = lambda dt: TOLERANCES[dt.name]  # noqa: E731
     for dt, op, kind, size in cells:
         spec = OPS[(op, kind)]
-        shape, x, dy = make_inputs(kind, dt, size, spec.axis, gated=spec.gated)
+        shape, x, dy = case_inputs(spec, dt, size)
         case = Case(op, kind, dt, shape, spec, x, dy, alloc=args.alloc)
         ref = reference_for(spec, x, dy)
         records += measure_case(case, impls, n_samples=n_samples, min_batch_s=min_batch_s,
@@ -173,8 +173,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", metavar="LIST",
                    help=f"comma-separated activations (default: all): {','.join(OP_NAMES)}; "
                         "add 'dense' to keep the dense layer")
-    p.add_argument("--kind", choices=("both", "forward", "grad"), default="both",
-                   help="forward, gradient or both (default)")
+    p.add_argument("--kind", choices=("all", "forward", "grad", "grad_from_output", "both"), default="all",
+                   help="forward, grad (from x), grad_from_output (from the saved output y = f(x), for "
+                        "the ops that have one) or all three (default; 'both' is the old name of all)")
     p.add_argument("--sizes", metavar="LIST", help="comma-separated element counts, e.g. 1000,1e5,1e6")
     p.add_argument("--dtype", choices=("float32", "float64"), help="one dtype (default: both)")
     p.add_argument("--threads", type=int, metavar="N",

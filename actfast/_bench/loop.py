@@ -9,8 +9,9 @@ scenario measures an op in that situation.
 
 What is timed
 -------------
-For every op and gradient of the elementwise scenario's table (``--ops``, ``--kind``)
-on an activation-sized array (``--shape``, default 256,1024; ``--dtype``, default
+For every op and gradient of the elementwise scenario's table (``--ops``, ``--kind``:
+the forward, the gradient from x and, where actfast has one, the gradient from the saved
+output) on an activation-sized array (``--shape``, default 256,1024; ``--dtype``, default
 float32), the pair ``np.matmul(a, Wm, out=c)`` then the op, with ``a`` (256, 1024)
 and ``Wm`` (1024, 1024) float32 whatever ``--shape`` and ``--dtype`` (so NumPy's
 multi-threaded OpenBLAS runs between every two op calls), for actfast's
@@ -39,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from .cases import OPS, TOLERANCES, Case, Impl, _prep_actfast, _prep_numpy, make_inputs, reference_for
+from .cases import (OPS, TOLERANCES, Case, Impl, _prep_actfast, _prep_numpy, case_inputs, op_kinds,
+                    reference_for)
 from .report import (_emit, _fmt_time, _label, _loadavg, common_header, markdown_table, metadata, plot_title,
                      pyplot, save_figure, text_table)
 from .timing import Progress, _blas_limiter, prepare_checked, time_interleaved
@@ -82,21 +84,20 @@ def measure_loop(ops: Sequence[str], kinds: Sequence[str], dtype: np.dtype, shap
 
     records: list[dict[str, Any]] = []
     timed: list[tuple[dict[str, Any], Any]] = []
-    for op in ops:
-        for kind in kinds:
-            spec = OPS[(op, kind)]
-            _, x, dy = make_inputs(kind, dtype, 0, spec.axis, shape=shape, gated=spec.gated)
-            case = Case(op, kind, dtype, shape, spec, x, dy)
-            recs, ready = prepare_checked(case, impls, tol=TOLERANCES[dtype.name],
-                                          reference=reference_for(spec, x, dy))
-            records += recs
-            for rec, prep in ready:
-                def pair(call=prep.call):
-                    np.matmul(a, w, out=c)
-                    return call()
-                timed.append((rec, pair))
-            if progress:
-                progress.step(f"checked {dtype.name} {spec.label}")
+    for op, kind in op_kinds(ops, kinds):
+        spec = OPS[(op, kind)]
+        _, x, dy = case_inputs(spec, dtype, 0, shape=shape)
+        case = Case(op, kind, dtype, shape, spec, x, dy)
+        recs, ready = prepare_checked(case, impls, tol=TOLERANCES[dtype.name],
+                                      reference=reference_for(spec, x, dy))
+        records += recs
+        for rec, prep in ready:
+            def pair(call=prep.call):
+                np.matmul(a, w, out=c)
+                return call()
+            timed.append((rec, pair))
+        if progress:
+            progress.step(f"checked {dtype.name} {spec.label}")
     mm: dict[str, Any] = {
         "op": "matmul", "kind": "matmul", "dtype": "float32", "size": m * n, "shape": [m, k, n], "impl": "numpy",
         "median_s": None, "q1_s": None, "q3_s": None, "min_s": None, "n_samples": 0, "number": 0,
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace, ops: Sequence[str], kinds: Sequence[str], impl
         meta = metadata(args, actfast.get_num_threads(), settings)
         meta["scenario"] = "loop"
         meta["versions"].update(torch=None, numexpr=None)
-        progress = Progress(len(dtypes) * (len(ops) * len(kinds) + 1), enabled=not args.no_progress)
+        progress = Progress(len(dtypes) * (len(op_kinds(ops, kinds)) + 1), enabled=not args.no_progress)
         records: list[dict[str, Any]] = []
         for dt in dtypes:
             records += measure_loop(ops, kinds, dt, shape, impls, rounds=rounds, min_batch_s=min_batch_s,

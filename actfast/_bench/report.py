@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .cases import TOLERANCES, _module_version
+from .cases import KINDS, OPS, TOLERANCES, _module_version, label
 
 IMPL_ORDER = ("actfast", "numpy", "torch", "numexpr")
+KIND_TITLES = {"forward": "forward", "grad": "gradient", "grad_from_output": "gradient from the output"}
 
 
 # --------------------------------------------------------------------------------------
@@ -139,7 +140,21 @@ def _grouped(records):
 def _label(kind: str, op: str, shape) -> str:
     if kind == "dense":
         return f"dense+{op} {'x'.join(map(str, shape))}"
-    return op + ("_grad" if kind == "grad" else "")
+    return label(op, kind)
+
+
+def _torch_note(records) -> str:
+    """What torch's backward columns compare: its ops that take the saved output are raced
+    in the NAME_grad_from_output rows, so the NAME_grad rows of those ops have none."""
+    ops = [op for op in dict.fromkeys(r["op"] for r in records if r["impl"] == "torch")
+           if (op, "grad") in OPS and OPS[(op, "grad")].torch is None
+           and (op, "grad_from_output") in OPS and OPS[(op, "grad_from_output")].torch is not None]
+    note = ("torch: aten kernels on torch.from_numpy views, out= overloads where they exist; its backward "
+            "ops that take the saved output y (precomputed, untimed, as autograd saves it) are raced "
+            "against actfast's NAME_grad_from_output(y, dy)")
+    if ops:
+        note += f"; torch has no backward from x for {', '.join(ops)}, so their _grad rows have no torch figure"
+    return note + "."
 
 
 def header_lines(meta: dict[str, Any]) -> list[str]:
@@ -243,9 +258,7 @@ def format_text(result: dict[str, Any]) -> str:
         out.append("every implementation matched the float64 reference ("
                    + "; ".join(f"{k}: rtol {v['rtol']:g}, atol {v['atol']:g}" for k, v in tol.items()) + ")")
     if has_torch:
-        out.append("torch: aten kernels on torch.from_numpy views, out= overloads where they exist; "
-                   "sigmoid/tanh/softmax backward get the saved forward output. torch's memory is not "
-                   "visible to tracemalloc.")
+        out.append(_torch_note(records) + " torch's memory is not visible to tracemalloc.")
     return "\n".join(out)
 
 
@@ -273,6 +286,8 @@ def format_markdown(result: dict[str, Any]) -> str:
             rows.append(row)
         out += markdown_table(cols, rows)
         out.append("")
+    if has_torch:
+        out += [_torch_note(records), ""]
     wrong = [r for r in records if not r["correct"]]
     for r in wrong:
         out.append(f"- excluded: {r['impl']} `{_label(r['kind'], r['op'], r['shape'])}` {r['dtype']} "
@@ -282,11 +297,11 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: str) -> None:
     """Speed-up over NumPy against size (log x): a line per op, a column of panels per
-    dtype (forward on top, gradient below when both were measured)."""
+    dtype, a row per kind measured (forward, gradient from x, gradient from the output)."""
     plt = pyplot()
     groups = _grouped([r for r in result["records"] if r["kind"] != "dense"])
     dtypes = list(dict.fromkeys(k[0] for k in groups)) or ["float32"]
-    kinds = [k for k in ("forward", "grad") if any(g[1] == k for g in groups)] or ["forward"]
+    kinds = [k for k in KINDS if any(g[1] == k for g in groups)] or ["forward"]
     names = list(dict.fromkeys(k[2] for k in groups))
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colours = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
@@ -309,7 +324,7 @@ def plot(result: dict[str, Any], path: str) -> None:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.axhline(1.0, color="k", lw=0.9)
-            ax.set_title(f"{dtype}, {'gradient' if kind == 'grad' else 'forward'}", fontsize=10)
+            ax.set_title(f"{dtype}, {KIND_TITLES[kind]}", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
             if row == len(kinds) - 1:
                 ax.set_xlabel("elements")

@@ -363,7 +363,9 @@ def measure_sklearn(names: Sequence[str], *, rounds: int, progress: Progress | N
                     fitted[impl] = est.fit(X, y)
                     return
                 with actfast_sklearn.patched():
-                    patched[:] = [f"ACTIVATIONS[{name!r}]", f"DERIVATIVES[{name!r}]", "AdamOptimizer.update_params"]
+                    patched[:] = [f"ACTIVATIONS[{name!r}]", f"DERIVATIVES[{name!r}]", "AdamOptimizer.update_params",
+                                  "BaseMultilayerPerceptron._forward_pass",
+                                  "BaseMultilayerPerceptron._compute_loss_grad", "_safe_indexing"]
                     fitted[impl] = est.fit(X, y)
 
             def accuracy(impl, name=name, fitted=fitted):

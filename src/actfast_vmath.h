@@ -326,6 +326,21 @@ AF_INLINE double af_tanh(double x) { return af__tanh_gen(x, 0); }
 AF_INLINE double af_tanh_lite(double x) { return af__tanh_gen(x, 1); }
 
 /*
+ * 1 - tanh(a) = 2 / (exp(2a) + 1) for a = |x| (NaN passes), in float: ~2 ulp (exp's
+ * rounding and the division's). af_tanhf's branch beyond 1 and af_tanh_shrinkf's beyond
+ * 1.4, where that error shrinks in the result. tanh(22) is 1 in float; the clamp keeps
+ * exp finite (2 / (exp(44) + 1) ~ 1e-19 is below the ulp of anything it is added to).
+ */
+AF_INLINE float af__tanh_cof(float a)
+{
+    float a2 = a > 22.0f ? 44.0f : 2.0f * a;
+    float n;
+    float u = af__expm1f_core(a2, 0.0f, &n);
+    float e = (1.0f + u) * af__pow2if(n);
+    return 2.0f / (e + 1.0f);
+}
+
+/*
  * float tanh in float lanes (16 per AVX-512 vector, twice the double path's): the odd
  * polynomial a + a^3 T(a^2) for |x| < 1, 1 - 2/(exp(2|x|) + 1) above, where the result
  * is >= 0.76 and the rounding errors of exp and of the division shrink by 2/(e + 1).
@@ -341,12 +356,7 @@ AF_INLINE float af_tanhf(float x)
     float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
     float z = a * a;
     float small = AF_FMAF(a * z, af__poly_tanhf(z), a);
-    /* tanh(22) is 1 in float; the clamp keeps exp finite (NaN passes). */
-    float a2 = a > 22.0f ? 44.0f : 2.0f * a;
-    float n;
-    float u = af__expm1f_core(a2, 0.0f, &n);
-    float e = (1.0f + u) * af__pow2if(n);
-    float big = 1.0f - 2.0f / (e + 1.0f);
+    float big = 1.0f - af__tanh_cof(a);
     return af__copysignf(a < 1.0f ? small : big, x);
 #else
     return (float)af_tanh_lite((double)x);
@@ -559,6 +569,89 @@ AF_INLINE float af_tanh_gradf(float x, float dy)
     double e = af_exp_lite(-2.0 * af__copysign((double)x, 1.0));
     return (float)((double)dy * ((4.0 * e) / ((e * (e + 2.0)) + 1.0)));
 #endif
+}
+
+/* ---- tanh_shrink in float lanes -------------------------------------------------------- */
+
+/*
+ * tanh_shrink(x) = x - tanh(x), odd, in float lanes (FMA only: the pairs need fused
+ * products; the .pxd keeps its double path elsewhere, selected on AF_FLOAT_LANES).
+ *  - |x| <= 1.4: x^3 g(z), g = (x - tanh x) / x^3 = G0 + s (G1 + s Q(s)), s = z - Z0,
+ *    z = x^2 (af__poly_tanh_shrinkf: two pieces, split at 0.9). x^3 is the pair c + cl
+ *    (the roundings of z and of x z recovered by FMA) and z enters s with its low part
+ *    zl; the result is fma(c, G0, tail), one rounding, where the tail gathers what is
+ *    below ulp(c G0): c s q (q = G1 + s Q), the low parts of G0 and G1, and cl g. So the
+ *    float roundings of s, q and c s only fall on c s q, <= 15% of the result.
+ *    Below 2^-32 the low parts would be subnormal (x^3 < 2^-96): x is scaled by 2^32
+ *    first and the result by 2^-96 after (one more rounding, in the subnormal range
+ *    only); g is g(0) there, s = -Z0.
+ *  - |x| > 1.4: (|x| - 1) + (1 - tanh|x|), af__tanh_cof's 2 / (exp(2|x|) + 1). |x| - 1
+ *    is exact and >= 0.4, the cofunction < 0.115 and >= 8 times smaller in ulp than the
+ *    result (which is > 0.51 there), so its ~2 ulp cost <= 0.25 ulp.
+ * The small branch takes |x| clamped at 1.4 (no inf - inf in the lanes that discard it).
+ * Max error over all 2^32 inputs: see tools/exhaustive_f32.c (<= 1 ulp).
+ */
+AF_INLINE float af_tanh_shrinkf(float x)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    int tiny = a < 0x1p-32f;
+    int up = a >= AF__TSHF_SPLIT;
+    float as = (a < AF__TSHF_A ? a : AF__TSHF_A) * (tiny ? 0x1p32f : 1.0f);
+    float z = as * as, zl = AF_FMAF(as, as, -z);
+    float z0 = af__tshf_z0(up);
+    float s = (tiny ? 0.0f : z) - z0 + (tiny ? 0.0f : zl);
+    float g0, g0l, g1, g1l;
+    float q2 = af__poly_tanh_shrinkf(s, up, &g0, &g0l, &g1, &g1l);
+    float q = AF_FMAF(s, q2, g1);
+    float c = as * z, cl = AF_FMAF(as, z, -c) + as * zl;
+    float cs = c * s;
+    float tail = AF_FMAF(cs, q, AF_FMAF(cs, g1l, AF_FMAF(c, g0l, cl * AF_FMAF(s, q, g0))));
+    float small = AF_FMAF(c, g0, tail) * (tiny ? 0x1p-96f : 1.0f);
+    float big = (a - 1.0f) + af__tanh_cof(a);
+    return af__copysignf(a <= AF__TSHF_A ? small : big, x);
+}
+
+/*
+ * dy * tanh_shrink'(x) = dy tanh(x)^2, with tanh(|x|) as a float pair th + tl good to
+ * ~2^-28 relative, so that dy th^2 rounds once:
+ *  - |x| >= 1/4: tanh = 2 sigmoid(2|x|) - 1 = (2 q0 - 1) + 2 qc from af__sigmoid_partsf's
+ *    corrected quotient (2 q0 - 1 exact: q0 in [1/2, 1]); its ~2^-32 relative error grows
+ *    by (1 + tanh) / tanh <= 5 in the difference (below 1/4 it would grow past 2^-28:
+ *    1.12 ulp from 2^-4 on);
+ *  - below: af_tanhf's odd polynomial |x| + |x|^3 T(z), z = x^2, with |x|^3 as the pair
+ *    c + cl as in af_tanh_shrinkf: the float roundings of T fall on |x|^3 T, < 2.1% of
+ *    tanh.
+ * dy t^2 = (dy th) th + [err(dy th) th + 2 (dy th) tl]: the first product is exact in the
+ * final FMA, nothing is squared first (no underflow of t^2 for a large dy), and dy th
+ * cannot overflow. dy = +-inf: the low terms are taken from 0 (inf - inf otherwise).
+ * Max error over all 2^32 inputs (dy = 1): see tools/exhaustive_f32.c (<= 1 ulp).
+ */
+AF_INLINE float af_tanh_shrink_gradf(float x, float dy)
+{
+    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
+    float qc, m, s1;
+    float q0 = af__sigmoid_partsf(2.0f * a, 0.0f, &qc, &m, &s1);
+    float bh = 2.0f * q0 - 1.0f, bl = 2.0f * qc;
+    float as = a < 0.25f ? a : 0.25f;
+    float z = as * as, zl = AF_FMAF(as, as, -z);
+    float c = as * z, cl = AF_FMAF(as, z, -c) + as * zl;
+    float p = af__poly_tanhf(z);
+    float sh = AF_FMAF(c, p, as);
+    float sl = AF_FMAF(c, p, as - sh) + cl * p;
+    int sm = a < 0.25f;
+    float th = sm ? sh : bh, tl = sm ? sl : bl;
+    /* |dy| < 2^-40: dy is scaled by 2^64 and the result by 2^-64 after (exact, or one
+     * rounding of a subnormal result), so that the low terms are not subnormal */
+    float ady = af__ffrom(af__fbits(dy) & 0x7fffffffu);
+    int sdy = ady < 0x1p-40f;
+    float dys = dy * (sdy ? 0x1p64f : 1.0f);
+    float dyf = ady < AF__INFF ? dys : 0.0f;
+    float u = dys * th;
+    float uf = dyf * th;
+    float ul = AF_FMAF(dyf, th, -uf);
+    float g = AF_FMAF(u, th, AF_FMAF(ul, th, 2.0f * uf * tl));
+    g = th == 0.0f ? u * th : g;                /* x = +-0: the zero of dy t t, signed */
+    return g * (sdy ? 0x1p-64f : 1.0f);
 }
 
 /* ---- softplus family in float lanes (softplus, log_sigmoid, silu', ...) ---------------- */

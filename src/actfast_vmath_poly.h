@@ -97,4 +97,17 @@ AF_INLINE float af__gelu_tailf(float t) { return AF_FMAF(t, AF_FMAF(t, AF_FMAF(t
 #define AF__GELU_B3F 1.341450065e-01f
 #define AF__GELU_B3F_LO -6.537437258e-09f
 
+/* tanh_shrink (float): (x - tanh x) / x^3 = G0 + s (G1 + s Q(s)), s = x^2 - Z0, on |x| < 0.9 (up = 0: Z0 = 0.4, relative error 1.4e-09) and 0.9 <= |x| <= 1.4 (up = 1: Z0 = 1.375, relative error 2e-09); degree 7, float coefficients, G0 and G1 float pairs */
+#define AF__TSHF_A 1.4f
+#define AF__TSHF_SPLIT 0.9f
+AF_INLINE float af__tshf_z0(int up) { return up ? 1.375000000e+00f : 4.000000060e-01f; }
+AF_INLINE float af__poly_tanh_shrinkf(float s, int up, float *g0, float *g0l, float *g1, float *g1l)
+{
+    *g0 = up ? 2.155257910e-01f : 2.874305248e-01f;
+    *g0l = up ? 6.785500162e-09f : -5.753491017e-09f;
+    *g1 = up ? -5.507317185e-02f : -9.877170622e-02f;
+    *g1l = up ? 5.681732862e-10f : -3.458421993e-09f;
+    return AF_FMAF(s, AF_FMAF(s, AF_FMAF(s, AF_FMAF(s, AF_FMAF(s, (up ? -1.747507849e-05f : -1.820466714e-04f), up ? 6.854929961e-05f : 5.293356371e-04f), up ? -2.518885594e-04f : -1.458228799e-03f), up ? 9.671720327e-04f : 4.179534968e-03f), up ? -3.718879074e-03f : -1.199080516e-02f), up ? 1.429540105e-02f : 3.438951820e-02f);
+}
+
 #endif /* ACTFAST_VMATH_POLY_H */

@@ -177,11 +177,12 @@ def test_tanh_shrink_has_no_cancellation_near_zero():
 
 
 def test_tanh_shrink_float32_dense_sweep():
-    """Every 2^12-th float32 bit pattern up to 20 (200k inputs): <= 0.5 ulp measured
-    (bench/accuracy.py, every 256th pattern of all floats: 0.5 ulp)."""
+    """Every 2^12-th float32 bit pattern up to 20 (200k inputs), on every variant: the
+    double path (baseline) <= 0.5 ulp measured (bench/accuracy.py, every 256th pattern
+    of all floats: 0.5 ulp); the float-lane path (avx2, avx512: af_tanh_shrinkf) <= 1 ulp,
+    issue 11's bound (tools/exhaustive_f32.c: 0.908 ulp over all 2^32 inputs)."""
     bits = np.arange(0, np.float32(20.0).view(np.uint32), 1 << 12, dtype=np.uint32)
     x = bits.view(np.float32)
-    y = actfast.tanh_shrink(x)
     xd = x.astype(np.longdouble)
     z = xd * xd
     # x - tanh(x) as an odd series in long double below 0.5 (24 terms), the difference above
@@ -195,8 +196,10 @@ def test_tanh_shrink_float32_dense_sweep():
     for c in reversed(coef):
         acc = acc * z + np.longdouble(c.numerator) / np.longdouble(c.denominator)
     r = np.where(np.abs(xd) < 0.5, xd * z * acc, xd - np.tanh(xd))
-    err = ulp_error(y, r.astype(np.float64), np.float32)
-    assert err.max() <= 0.5 + 1e-3, x[np.argmax(err)]
+    for isa in actfast._dispatch.supported_variants():
+        y = actfast._dispatch.load_variant(isa).tanh_shrink(x)
+        err = ulp_error(y, r.astype(np.float64), np.float32)
+        assert err.max() <= (0.5 + 1e-3 if isa == "baseline" else 1.0), (isa, x[np.argmax(err)])
 
 
 def test_squareplus_no_cancellation_or_overflow():

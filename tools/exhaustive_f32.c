@@ -120,6 +120,23 @@ static double r_gelu_tanh_grad(double x, double p)
     return s * (1.0 + k * sm);
 }
 
+/* tanh_shrink: x - tanh x without cancellation, the Taylor series for |x| < 0.3 (12 terms:
+ * the next is < 1e-18 of the sum), x - tanh(x) beyond (5 bits lost at 0.3, 48 left);
+ * tanh_shrink' = tanh(x)^2 */
+static double r_tanh_shrink(double x, double p)
+{
+    (void)p;
+    static const double c[] = {0.33333333333333333333, -0.13333333333333333333, 0.053968253968253968254,
+                               -0.021869488536155202822, 0.0088632355299021965689, -0.0035921280365724810169,
+                               0.0014558343870513182682, -0.00059002744094558598138, 0.00023912911424355248149,
+                               -0.000096915379569294503256, 0.000039278323883316834053, -0.000015918905069328964741};
+    if (fabs(x) >= 0.3) return x - tanh(x);
+    double z = x * x, s = 0;
+    for (int k = 11; k >= 0; k--) s = s * z + c[k];
+    return x * z * s;
+}
+static double r_tanh_shrink_grad(double x, double p) { (void)p; double t = tanh(x); return t * t; }
+
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
 static float f_sigmoid(float x, double p) { (void)p; return af_sigmoidf(x); }
@@ -202,6 +219,8 @@ static float f_gelu(float x, double p) { (void)p; return af_geluf(x); }
 static float f_gelu_grad(float x, double p) { (void)p; return af_gelu_gradf(x, 1.0f); }
 static float f_gelu_tanh(float x, double p) { (void)p; return af_gelu_tanhf(x); }
 static float f_gelu_tanh_grad(float x, double p) { (void)p; return af_gelu_tanh_gradf(x, 1.0f); }
+static float f_tanh_shrink(float x, double p) { (void)p; return af_tanh_shrinkf(x); }
+static float f_tanh_shrink_grad(float x, double p) { (void)p; return af_tanh_shrink_gradf(x, 1.0f); }
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -303,7 +322,10 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
     X(gelu, 0, NAN) \
     X(gelu_grad, 0, AF_ROOT_GELU_GRAD_HI) \
     X(gelu_tanh, 0, NAN) \
-    X(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI)
+    X(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI) \
+    /* tanh_shrink (float lanes with FMA only: AF_FLOAT_LANES, as the softplus family) */ \
+    X(tanh_shrink, 0, NAN) \
+    X(tanh_shrink_grad, 0, NAN)
 
 #define RUN_FOR(NAME, P, ROOT) \
     static void run_##NAME(const op_t *op, double p, unsigned long long stride) \

@@ -116,13 +116,8 @@ static inline float af_tanh_gradf(float x, float dy)
     double e = exp(-2.0 * fabs((double)x));
     return (float)((double)dy * ((4.0 * e) / (e * (e + 2.0) + 1.0)));
 }
-/* tanh_shrink: the .pxd uses its double computations (AF_FLOAT_LANES 0: not called) */
+/* tanh_shrink: the .pxd uses its double computation (AF_FLOAT_LANES 0: not called) */
 static inline float af_tanh_shrinkf(float x) { return (float)((double)x - tanh((double)x)); }
-static inline float af_tanh_shrink_gradf(float x, float dy)
-{
-    double t = tanh((double)x);
-    return (float)(((double)dy * t) * t);
-}
 /* ---- softmax rows (float): the double forms of actfast_vmath.h's af_smx_* ---- */
 static inline float af_smx_termf(float x, float m, float *tl)
 {

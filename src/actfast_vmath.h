@@ -611,49 +611,6 @@ AF_INLINE float af_tanh_shrinkf(float x)
     return af__copysignf(a <= AF__TSHF_A ? small : big, x);
 }
 
-/*
- * dy * tanh_shrink'(x) = dy tanh(x)^2, with tanh(|x|) as a float pair th + tl good to
- * ~2^-28 relative, so that dy th^2 rounds once:
- *  - |x| >= 1/4: tanh = 2 sigmoid(2|x|) - 1 = (2 q0 - 1) + 2 qc from af__sigmoid_partsf's
- *    corrected quotient (2 q0 - 1 exact: q0 in [1/2, 1]); its ~2^-32 relative error grows
- *    by (1 + tanh) / tanh <= 5 in the difference (below 1/4 it would grow past 2^-28:
- *    1.12 ulp from 2^-4 on);
- *  - below: af_tanhf's odd polynomial |x| + |x|^3 T(z), z = x^2, with |x|^3 as the pair
- *    c + cl as in af_tanh_shrinkf: the float roundings of T fall on |x|^3 T, < 2.1% of
- *    tanh.
- * dy t^2 = (dy th) th + [err(dy th) th + 2 (dy th) tl]: the first product is exact in the
- * final FMA, nothing is squared first (no underflow of t^2 for a large dy), and dy th
- * cannot overflow. dy = +-inf: the low terms are taken from 0 (inf - inf otherwise).
- * Max error over all 2^32 inputs (dy = 1): see tools/exhaustive_f32.c (<= 1 ulp).
- */
-AF_INLINE float af_tanh_shrink_gradf(float x, float dy)
-{
-    float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
-    float qc, m, s1;
-    float q0 = af__sigmoid_partsf(2.0f * a, 0.0f, &qc, &m, &s1);
-    float bh = 2.0f * q0 - 1.0f, bl = 2.0f * qc;
-    float as = a < 0.25f ? a : 0.25f;
-    float z = as * as, zl = AF_FMAF(as, as, -z);
-    float c = as * z, cl = AF_FMAF(as, z, -c) + as * zl;
-    float p = af__poly_tanhf(z);
-    float sh = AF_FMAF(c, p, as);
-    float sl = AF_FMAF(c, p, as - sh) + cl * p;
-    int sm = a < 0.25f;
-    float th = sm ? sh : bh, tl = sm ? sl : bl;
-    /* |dy| < 2^-40: dy is scaled by 2^64 and the result by 2^-64 after (exact, or one
-     * rounding of a subnormal result), so that the low terms are not subnormal */
-    float ady = af__ffrom(af__fbits(dy) & 0x7fffffffu);
-    int sdy = ady < 0x1p-40f;
-    float dys = dy * (sdy ? 0x1p64f : 1.0f);
-    float dyf = ady < AF__INFF ? dys : 0.0f;
-    float u = dys * th;
-    float uf = dyf * th;
-    float ul = AF_FMAF(dyf, th, -uf);
-    float g = AF_FMAF(u, th, AF_FMAF(ul, th, 2.0f * uf * tl));
-    g = th == 0.0f ? u * th : g;                /* x = +-0: the zero of dy t t, signed */
-    return g * (sdy ? 0x1p-64f : 1.0f);
-}
-
 /* ---- softplus family in float lanes (softplus, log_sigmoid, silu', ...) ---------------- */
 
 /*

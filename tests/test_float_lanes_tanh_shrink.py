@@ -1,8 +1,9 @@
 """float32 tanh_shrink and tanh_shrink' (dy * tanh(x)^2) on every compiled variant.
 
-With FMA (avx2, avx512) both are computed in float lanes (actfast_vmath.h,
-af_tanh_shrinkf and af_tanh_shrink_gradf); without it (baseline) in double and rounded
-once. Either way <= 1 ulp over all 2^32 inputs (tools/exhaustive_f32.c). Checked here
+With FMA (avx2, avx512) tanh_shrink is computed in float lanes (actfast_vmath.h,
+af_tanh_shrinkf, <= 1 ulp over all 2^32 inputs: tools/exhaustive_f32.c); without it
+(baseline) in double and rounded once. The gradient is computed in double and rounded
+once on every variant (0.5 ulp: a float-lane version was no faster). Checked here
 on every bit pattern of the intervals where the maxima sit, around the switches of the
 float forms (0.25, 0.9, 1.4, 2^-32) and every 997th bit pattern, both signs, against a
 float64 reference that does not cancel (the Taylor series of x - tanh x below 0.3).
@@ -17,6 +18,7 @@ import actfast
 from _helpers import assert_ulp, bit_patterns
 
 VARIANTS = actfast._dispatch.supported_variants()
+GRAD_BOUND = 0.5 + 1e-3        # the gradient: in double, rounded once
 
 # x - tanh x = sum_k C[k] x^(2k+3), |x| < 0.3 (12 terms: the next is < 1e-18 of the sum)
 C = [0.33333333333333333333, -0.13333333333333333333, 0.053968253968253968254,
@@ -66,7 +68,7 @@ def test_tanh_shrink_grad_bit_patterns(isa):
         dy = (np.random.default_rng(2).uniform(-2.0, 2.0, X.shape) * scale).astype(np.float32)
         with np.errstate(all="raise"):
             got = mod.tanh_shrink_grad(X, dy)
-        assert_ulp(got, dy.astype(np.float64) * t2, np.float32, 1.0, X, f"{isa} tanh_shrink_grad {scale}")
+        assert_ulp(got, dy.astype(np.float64) * t2, np.float32, GRAD_BOUND, X, f"{isa} tanh_shrink_grad {scale}")
 
 
 SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, -1e-40, 1.2e-38,
@@ -91,7 +93,7 @@ def test_special_values_and_no_fp_flags(isa):
     # odd, with the sign of zero; tanh^2 -> 1 at +-inf
     assert np.array_equal(np.signbit(y[fin]), np.signbit(SPECIAL[fin]))
     t2 = np.tanh(np.where(np.isnan(sd), 0.0, sd)) ** 2
-    assert_ulp(g[~np.isnan(sd)], t2[~np.isnan(sd)], np.float32, 1.0, SPECIAL[~np.isnan(sd)],
+    assert_ulp(g[~np.isnan(sd)], t2[~np.isnan(sd)], np.float32, GRAD_BOUND, SPECIAL[~np.isnan(sd)],
                f"{isa} tanh_shrink_grad special")
     # the zero of dy t t carries dy's sign at x = +-0 (as dy * tanh(x)**2 does)
     assert not np.signbit(g[0]) and not np.signbit(g[1]) and np.signbit(gm[0]) and np.signbit(gm[1])

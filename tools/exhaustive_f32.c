@@ -135,7 +135,6 @@ static double r_tanh_shrink(double x, double p)
     for (int k = 11; k >= 0; k--) s = s * z + c[k];
     return x * z * s;
 }
-static double r_tanh_shrink_grad(double x, double p) { (void)p; double t = tanh(x); return t * t; }
 
 /* ---- the float-lane functions, composed as src/_activations.pxd composes them ---------- */
 
@@ -220,7 +219,6 @@ static float f_gelu_grad(float x, double p) { (void)p; return af_gelu_gradf(x, 1
 static float f_gelu_tanh(float x, double p) { (void)p; return af_gelu_tanhf(x); }
 static float f_gelu_tanh_grad(float x, double p) { (void)p; return af_gelu_tanh_gradf(x, 1.0f); }
 static float f_tanh_shrink(float x, double p) { (void)p; return af_tanh_shrinkf(x); }
-static float f_tanh_shrink_grad(float x, double p) { (void)p; return af_tanh_shrink_gradf(x, 1.0f); }
 
 
 /* ---- the measurement ------------------------------------------------------------------- */
@@ -325,7 +323,6 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
     X(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI) \
     /* tanh_shrink (float lanes with FMA only: AF_FLOAT_LANES, as the softplus family) */ \
     X(tanh_shrink, 0, NAN) \
-    X(tanh_shrink_grad, 0, NAN)
 
 #define RUN_FOR(NAME, P, ROOT) \
     static void run_##NAME(const op_t *op, double p, unsigned long long stride) \

@@ -963,16 +963,18 @@ AF_INLINE float af_alpha_expm1f(float x, float alpha)
  * floats exactly, b >= 1/2, and |d RN(1/d) - 1| <= 2^-25 (PyTorch's d = 6, c = 3, b = 1/2:
  * 2^-25; ONNX's 5, 2.5, 1/2: 2^-26). b d = c exactly, so t(u) = b + u/d; as the
  * unevaluated sum s + *tl:
- *  - q = RN(u RN(1/d)), no division: a faithful u/d, and where u/d is a float, q is it
- *    (the product is off by |u/d| 2^-25 at most, under half an ulp);
+ *  - q = RN(u RN(1/d)), no division, for hard_sigmoid: a faithful u/d, and where u/d is
+ *    a float, q is it (the product is off by |u/d| 2^-25 at most, under half an ulp);
+ *    hard_swish and hard_swish' take q = RN(u/d) (one division: with the product's
+ *    larger remainder, x t next to the lower kink measured 0.667 ulp);
  *  - r = u - q d, exact (FMA, q faithful), so u/d = q + r/d;
  *  - b + q = s + e exactly, Fast2Sum: between the kinks q runs from -b to 1 - b, and
  *    |1 - b| <= b (b >= 1/2); hard_swish' sums 2q and takes TwoSum;
  *  - *tl = e + r/d rounded, r/d taken as r RN(1/d).
  * Ties: where t is exactly half-way between two floats (x = 3k 2^-24 gives (x + 3)/6 =
  * 1/2 + k 2^-25), and where x t is (3, or 5 for ONNX, then divides the odd part of x),
- * x/d is a float, so r = 0 and *tl = e: the last sum is s + e or x s + x e with the exact
- * e, and the hardware's rounding breaks the tie as the exact value would. Elsewhere the
+ * x/d is a float, so r = 0 and *tl = e exactly: hard_sigmoid's last sum is s + e, whose
+ * tie the hardware breaks as the exact value's (hard_swish's x s + x e: measured). Elsewhere the
  * error of *tl (~2^-24 of a term below an ulp of s) stays under the distance to the
  * nearest midpoint for hard_sigmoid (that distance is at least ulp(x)/6 or ulp(t)/6):
  * over all 2^32 inputs its results are those of the double formula (x + c)/d rounded to
@@ -984,14 +986,14 @@ AF_INLINE float af_alpha_expm1f(float x, float alpha)
  * the arithmetic then never sees inf or a huge |x| (no overflow, no inf - inf), the
  * clamped ends give t = 0 and 1 exactly, and NaN passes through the clamp.
  */
-AF_INLINE float af__hard_tf(float u, float d, float b, int two_sum, float *tl)
+AF_INLINE float af__hard_tf(float u, float d, float b, int divide, int two_sum, float *tl)
 {
     float id = 1.0f / d;                /* a loop invariant, hoisted */
-    float q = two_sum >= 0 ? u / d : u * id;
+    float q = divide ? u / d : u * id;
     float r = AF_FMAF(-q, d, u);
     float s = b + q;
     float bb = s - b;
-    float e = two_sum > 0 ? (b - (s - bb)) + (q - bb) : q - bb;
+    float e = two_sum ? (b - (s - bb)) + (q - bb) : q - bb;
     *tl = AF_FMAF(r, id, e);
     return s;
 }
@@ -1013,7 +1015,7 @@ AF_INLINE float af__hard_clampf(float x, float d, float b, float *k0, float *k1)
 AF_INLINE float af_hard_sigmoidf(float x, float d, float b)
 {
     float k0, k1, tl;
-    float s = af__hard_tf(af__hard_clampf(x, d, b, &k0, &k1), d, b, -1, &tl);
+    float s = af__hard_tf(af__hard_clampf(x, d, b, &k0, &k1), d, b, 0, 0, &tl);
     return s + tl;
 }
 
@@ -1024,7 +1026,7 @@ AF_INLINE float af_hard_swishf(float x, float d, float b)
 {
     float k0, k1, tl;
     float xc = af__hard_clampf(x, d, b, &k0, &k1);
-    float s = af__hard_tf(xc, d, b, 0, &tl);
+    float s = af__hard_tf(xc, d, b, 1, 0, &tl);
     float y = AF_FMAF(xc, s, xc * tl);
     y = xc == k1 ? x : y;
     return xc == k0 ? 0.0f : y;
@@ -1038,7 +1040,7 @@ AF_INLINE float af_hard_swish_gradf(float x, float dy, float d, float b)
 {
     float k0, k1, tl;
     float xc = af__hard_clampf(x, d, b, &k0, &k1);
-    float s = af__hard_tf(2.0f * xc, d, b, 1, &tl);
+    float s = af__hard_tf(2.0f * xc, d, b, 1, 1, &tl);
     float y = AF_FMAF(dy, s, dy * tl);
     y = xc == k1 ? dy : y;
     return xc == k0 ? 0.0f : y;

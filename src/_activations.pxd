@@ -81,6 +81,10 @@ cdef extern from "actfast_math.h" nogil:
     float af_gelu_tanh_gradf(float x, float dy)
     # tanh_shrink in float lanes (with FMA; the double path below otherwise)
     float af_tanh_shrinkf(float x)
+    # hard_sigmoid family in float lanes, for the parameters hard_float_params accepts
+    float af_hard_sigmoidf(float x, float d, float b)
+    float af_hard_swishf(float x, float d, float b)
+    float af_hard_swish_gradf(float x, float dy, float d, float b)
 
 cdef extern from "actfast_vmath_poly.h" nogil:
     # Taylor expansions of the derivatives about their negative roots (double-double root).
@@ -192,10 +196,38 @@ cdef inline float float_at_least(double k) noexcept nogil:
     cdef float f = <float>k
     return nextafterf(f, INFINITY) if <double>f < k else f
 
+# float input runs in float lanes (af_hard_*f of actfast_vmath.h, with FMA) when d = 1/alpha,
+# c = beta d, b = c / d and the upper kink d - c are floats exactly, b >= 1/2 and RN(1/d)
+# is within 2^-25 of 1/d (actfast_vmath.h says why): PyTorch's d = 6, c = 3, b = 1/2 and
+# ONNX's 5, 2.5, 1/2. Other parameters keep the double formulas.
+# The test depends on the parameters only: the float32 spans test it once and run the
+# loop in two copies (FLOAT_LANES_IF in _kernels.pyx.tp), in each of which gcc folds the
+# test here and vectorises one path. It is one value, the comparisons joined with `&`:
+# `and`'s short-circuit branches are not folded that way. 2^-24 <= |d| <= 2^24 keeps
+# 1/d, u/d and the kinks far from underflow and overflow.
+cdef inline bint hard_float_params(double alpha, double beta, float *d, float *b) noexcept nogil:
+    cdef double dd = 1.0 / alpha
+    cdef double c = beta * dd
+    d[0] = <float>dd
+    b[0] = <float>(c / dd)
+    cdef float inv = <float>(1.0 / dd)      # RN(1/d) when d is a float
+    return ((AF_FLOAT_LANES != 0) & (d[0] == dd) & (<double>b[0] * dd == c) & (<float>c == c)
+            & (<float>(dd - c) == dd - c) & (b[0] >= 0.5)
+            & (af_fabs(dd * inv - 1.0) <= 2.98023223876953125e-08)
+            & (af_fabs(dd) >= 5.9604644775390625e-08) & (af_fabs(dd) <= 16777216.0))
+
+cdef inline bint hard_float_lanes(double alpha, double beta) noexcept nogil:
+    # hard_float_params's test alone (for _kernels.pyx.tp's FLOAT_LANES_IF)
+    cdef float d, b
+    return hard_float_params(alpha, beta, &d, &b)
+
 cdef inline floating hard_sigmoid(floating x, double alpha, double beta) noexcept nogil:
-    # clamp(alpha x + beta, 0, 1); float input in double (x + 3 is then exact and the
-    # division rounds once).
+    # clamp(alpha x + beta, 0, 1); float input in float lanes (see hard_float_params), or
+    # in double (x + 3 is then exact and the division rounds once).
+    cdef float d, b
     if floating is float:
+        if hard_float_params(alpha, beta, &d, &b):
+            return af_hard_sigmoidf(x, d, b)
         return <float>hard_tanh[double](hard_sigmoid_u(x, alpha, beta), 0.0, 1.0)
     else:
         return hard_tanh(hard_sigmoid_u(x, alpha, beta), 0.0, 1.0)
@@ -221,7 +253,10 @@ cdef inline floating hard_swish(floating x, double alpha, double beta) noexcept 
     cdef double xd = x
     cdef double d = 1.0 / alpha
     cdef double mid
+    cdef float df, bf
     if floating is float:
+        if hard_float_params(alpha, beta, &df, &bf):
+            return af_hard_swishf(x, df, bf)
         mid = (xd * (xd + beta * d)) / d
     else:
         mid = x * ((x + beta * d) / d)
@@ -239,6 +274,10 @@ cdef inline floating hard_swish_grad(floating x, floating dy, double alpha, doub
     cdef bint zero, one
     cdef float k0_lo = float_at_most(k0), k0_hi = float_at_least(k0)   # computed unconditionally:
     cdef float k1_lo = float_at_most(k1), k1_hi = float_at_least(k1)   # then they are hoisted
+    cdef float df, bf
+    if floating is float:
+        if hard_float_params(alpha, beta, &df, &bf):
+            return af_hard_swish_gradf(x, dy, df, bf)
     if x != x:
         return x
     if floating is float:

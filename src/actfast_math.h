@@ -111,6 +111,10 @@ static inline float af_mish_gradf(float x, float dy)
     double xd = (double)x, t = tanh(log1p(exp(xd))), s = 1.0 / (1.0 + exp(-xd));
     return (float)((double)dy * (t + xd * s * (1.0 - t * t)));
 }
+/* hard_sigmoid family: the .pxd uses its double computations (these are not called) */
+static inline float af_hard_sigmoidf(float x, float d, float b) { return (float)(((double)x + (double)(b * d)) / d); }
+static inline float af_hard_swishf(float x, float d, float b) { return x * af_hard_sigmoidf(x, d, b); }
+static inline float af_hard_swish_gradf(float x, float dy, float d, float b) { return dy * af_hard_sigmoidf(2 * x, d, b); }
 static inline float af_tanh_gradf(float x, float dy)
 {
     double e = exp(-2.0 * fabs((double)x));

@@ -1005,6 +1005,97 @@ AF_INLINE float af_alpha_expm1f(float x, float alpha)
 #endif
 }
 
+/* ---- hard_sigmoid family in float lanes ------------------------------------------------- */
+
+/*
+ * hard_sigmoid(x) = clamp(t(x), 0, 1), t(u) = (u + c) / d with d = 1/alpha and c = beta d,
+ * for the parameters the .pxd's hard_float_params accepts once per call: d, c and b = c/d
+ * floats exactly, b >= 1/2, and |d RN(1/d) - 1| <= 2^-25 (PyTorch's d = 6, c = 3, b = 1/2:
+ * 2^-25; ONNX's 5, 2.5, 1/2: 2^-26). b d = c exactly, so t(u) = b + u/d; as the
+ * unevaluated sum s + *tl:
+ *  - q = RN(u RN(1/d)), no division, for hard_sigmoid: a faithful u/d, and where u/d is
+ *    a float, q is it (the product is off by |u/d| 2^-25 at most, under half an ulp);
+ *    hard_swish and hard_swish' take q = RN(u/d) (one division: with the product's
+ *    larger remainder, x t next to the lower kink measured 0.667 ulp);
+ *  - r = u - q d, exact (FMA, q faithful), so u/d = q + r/d;
+ *  - b + q = s + e exactly, Fast2Sum: between the kinks q runs from -b to 1 - b, and
+ *    |1 - b| <= b (b >= 1/2); hard_swish' sums 2q and takes TwoSum;
+ *  - *tl = e + r/d rounded, r/d taken as r RN(1/d).
+ * Ties: where t is exactly half-way between two floats (x = 3k 2^-24 gives (x + 3)/6 =
+ * 1/2 + k 2^-25), and where x t is (3, or 5 for ONNX, then divides the odd part of x),
+ * x/d is a float, so r = 0 and *tl = e exactly: hard_sigmoid's last sum is s + e, whose
+ * tie the hardware breaks as the exact value's (hard_swish's x s + x e: measured). Elsewhere the
+ * error of *tl (~2^-24 of a term below an ulp of s) stays under the distance to the
+ * nearest midpoint for hard_sigmoid (that distance is at least ulp(x)/6 or ulp(t)/6):
+ * over all 2^32 inputs its results are those of the double formula (x + c)/d rounded to
+ * float, bit for bit (tools/exhaustive_f32.c, diff=0). x t has midpoints closer than
+ * that (2^-28 ulp at x = 2.3e-5): hard_swish differs from x (x + c)/d in double rounded
+ * to float at 5 (PyTorch's) and 7 (ONNX's) of the 2^32 inputs, by one ulp, 0.5 + 2e-8
+ * ulp from the exact value.
+ * x is clamped to the kinks k0 = -c (t = 0) and k1 = d - c (t = 1, a float too) first:
+ * the arithmetic then never sees inf or a huge |x| (no overflow, no inf - inf), the
+ * clamped ends give t = 0 and 1 exactly, and NaN passes through the clamp.
+ */
+AF_INLINE float af__hard_tf(float u, float d, float b, int divide, int two_sum, float *tl)
+{
+    float id = 1.0f / d;                /* a loop invariant, hoisted */
+    float q = divide ? u / d : u * id;
+    float r = AF_FMAF(-q, d, u);
+    float s = b + q;
+    float bb = s - b;
+    float e = two_sum ? (b - (s - bb)) + (q - bb) : q - bb;
+    *tl = AF_FMAF(r, id, e);
+    return s;
+}
+
+/* x clamped to the kinks' interval (NaN passes); *k0, *k1: the kinks t = 0 and t = 1 */
+AF_INLINE float af__hard_clampf(float x, float d, float b, float *k0, float *k1)
+{
+    float c = b * d;                    /* exact (the .pxd's condition) */
+    float lo, hi;
+    *k0 = -c;
+    *k1 = d - c;                        /* exact too */
+    lo = d > 0.0f ? *k0 : *k1;
+    hi = d > 0.0f ? *k1 : *k0;
+    /* two selects in turn: nested, gcc tests each condition and its negation (NaN) */
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+AF_INLINE float af_hard_sigmoidf(float x, float d, float b)
+{
+    float k0, k1, tl;
+    float s = af__hard_tf(af__hard_clampf(x, d, b, &k0, &k1), d, b, 0, 0, &tl);
+    return s + tl;
+}
+
+/* x t(x): 0 at and beyond k0, x at and beyond k1 (x itself, which the clamped product
+ * would not give), the product x (s + tl) with one rounding (x s exact inside the FMA)
+ * in between; -0 gives -0. */
+AF_INLINE float af_hard_swishf(float x, float d, float b)
+{
+    float k0, k1, tl;
+    float xc = af__hard_clampf(x, d, b, &k0, &k1);
+    float s = af__hard_tf(xc, d, b, 1, 0, &tl);
+    float y = AF_FMAF(xc, s, xc * tl);
+    y = xc == k1 ? x : y;
+    return xc == k0 ? 0.0f : y;
+}
+
+/* dy (2 alpha x + beta) between the kinks, as dy t(2x) (2x exact after the clamp): 0 at
+ * and beyond k0, dy at and beyond k1 (PyTorch's hardswish_backward), NaN x gives NaN.
+ * Where dy brings a factor 3 (or 5) a tie may break the other way than the exact value
+ * would: <= 0.5 ulp plus ~2^-24. */
+AF_INLINE float af_hard_swish_gradf(float x, float dy, float d, float b)
+{
+    float k0, k1, tl;
+    float xc = af__hard_clampf(x, d, b, &k0, &k1);
+    float s = af__hard_tf(2.0f * xc, d, b, 1, 1, &tl);
+    float y = AF_FMAF(dy, s, dy * tl);
+    y = xc == k1 ? dy : y;
+    return xc == k0 ? 0.0f : y;
+}
+
 /* ---- erfc and the normal CDF (double arithmetic) ---------------------------------------- */
 
 #define AF__ERFCX_L 3.0

@@ -18,7 +18,9 @@
  * of the float32 result at the reference (subnormal spacing below the normal range);
  * for a gradient whose f' has a root, within 0.5 of the root the error is in ULP of
  * max(|f'|, 1); a reference past float32's range must give the overflowed result (inf);
- * NaN must give NaN. Without -march (no FMA) the helpers take their double paths.
+ * NaN must give NaN. diff= counts the results other than the reference rounded to float
+ * (for the hard_sigmoid family, whose references are the .pxd's double formulas, 0 means
+ * bit for bit those formulas). Without -march (no FMA) the helpers take their double paths.
  */
 #include <math.h>
 #include <stdio.h>
@@ -220,6 +222,30 @@ static float f_gelu_tanh(float x, double p) { (void)p; return af_gelu_tanhf(x); 
 static float f_gelu_tanh_grad(float x, double p) { (void)p; return af_gelu_tanh_gradf(x, 1.0f); }
 static float f_tanh_shrink(float x, double p) { (void)p; return af_tanh_shrinkf(x); }
 
+/* hard_sigmoid family (p = alpha, beta = 1/2: PyTorch's 1/6, ONNX's 0.2): the double
+ * formulas of src/_activations.pxd, (x + c)/d and x (x + c)/d with d = 1/alpha, c = beta d,
+ * so that diff= counts the results that are not those formulas rounded to float */
+static double r_hard_sigmoid(double x, double p)
+{
+    double d = 1.0 / p, u = (x + 0.5 * d) / d;
+    return u < 0 ? 0 : (u > 1 ? 1 : u);
+}
+static double r_hard_swish(double x, double p)
+{
+    double d = 1.0 / p, c = 0.5 * d;
+    return x <= -c ? 0 : (x >= d - c ? x : (x * (x + c)) / d);
+}
+static double r_hard_swish_grad(double x, double p)
+{
+    double d = 1.0 / p, c = 0.5 * d;
+    return isnan(x) ? x : (x <= -c ? 0 : (x >= d - c ? 1 : (2 * x + c) / d));
+}
+/* d and b = c/d as the .pxd's hard_float_params gives them */
+static float hard_d(double p) { return (float)(1.0 / p); }
+static float hard_b(double p) { return (float)((0.5 * (1.0 / p)) / (1.0 / p)); }
+static float f_hard_sigmoid(float x, double p) { return af_hard_sigmoidf(x, hard_d(p), hard_b(p)); }
+static float f_hard_swish(float x, double p) { return af_hard_swishf(x, hard_d(p), hard_b(p)); }
+static float f_hard_swish_grad(float x, double p) { return af_hard_swish_gradf(x, 1.0f, hard_d(p), hard_b(p)); }
 
 /* ---- the measurement ------------------------------------------------------------------- */
 
@@ -256,13 +282,13 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
     double worst = 0, wx = 0;
     /* silu_beta_grad is silu'(beta x): its root is silu''s over beta */
     double root = strcmp(op->name, "silu_beta_grad") == 0 ? op->root / p : op->root;
-    unsigned long long count = 0;
+    unsigned long long count = 0, diff = 0;
     long long n_chunks = (long long)(((1ull << 32) + stride * CHUNK - 1) / (stride * CHUNK));
 #pragma omp parallel
     {
         float xs[CHUNK], ys[CHUNK];
         double lw = 0, lx = 0;
-        unsigned long long lc = 0;
+        unsigned long long lc = 0, ld = 0;
 #pragma omp for schedule(dynamic, 64)
         for (long long c = 0; c < n_chunks; c++) {
             int k = 0;
@@ -275,7 +301,10 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
             for (int i = 0; i < k; i++) ys[i] = f(xs[i], p);
             for (int i = 0; i < k; i++) {
                 double x = xs[i];
-                double e = err_of(ys[i], ref(x, p), x, root);
+                double r = ref(x, p);
+                double e = err_of(ys[i], r, x, root);
+                float rf = (float)r;
+                ld += memcmp(&ys[i], &rf, 4) != 0 && !(isnan(r) && isnan(ys[i]));
                 if (e > lw) { lw = e; lx = x; }
             }
             lc += k;
@@ -284,9 +313,10 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
         {
             if (lw > worst || (lw == worst && fabs(lx) < fabs(wx))) { worst = lw; wx = lx; }
             count += lc;
+            diff += ld;
         }
     }
-    printf("%-22s p=%-6g n=%-11llu max_ulp=%.4f at x=%.9g\n", op->name, p, count, worst, wx);
+    printf("%-22s p=%-6g n=%-11llu max_ulp=%.4f at x=%.9g diff=%llu\n", op->name, p, count, worst, wx, diff);
     fflush(stdout);
 }
 
@@ -323,6 +353,10 @@ run_with(const op_t *op, f32_fn f, ref_fn ref, double p, unsigned long long stri
     X(gelu_tanh_grad, 0, AF_ROOT_GELU_TANH_GRAD_HI) \
     /* tanh_shrink (float lanes with FMA only: AF_FLOAT_LANES, as the softplus family) */ \
     X(tanh_shrink, 0, NAN) \
+    /* hard_sigmoid family (p = alpha; ONNX's: hard_sigmoid:0.2) */ \
+    X(hard_sigmoid, 0.16666666666666666, NAN) \
+    X(hard_swish, 0.16666666666666666, NAN) \
+    X(hard_swish_grad, 0.16666666666666666, NAN)
 
 #define RUN_FOR(NAME, P, ROOT) \
     static void run_##NAME(const op_t *op, double p, unsigned long long stride) \

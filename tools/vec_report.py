@@ -3,7 +3,10 @@
 Usage: build with ACTFAST_CFLAGS="-fopt-info-vec-optimized" and save the log, then
     python tools/vec_report.py BUILD_LOG src/_generated/_kernels_<isa>.c
 Prints, per kernel and dtype, the vector sizes gcc reported for the contiguous loop
-(the first loop of NAME_span_f / NAME_span_d) and for the strided one.
+(the first loop of NAME_span_f / NAME_span_d) and for the second loop of the span: the
+contiguous arrays-of-parameters loop (leaky_relu), or the second copy of the contiguous
+loop of a FLOAT_LANES_IF kernel (hard_sigmoid's float32 spans: float lanes, then double).
+A span counts as vectorised when every loop of it is.
 """
 import re
 import sys
@@ -29,10 +32,10 @@ for i, line in enumerate(lines):
             fors.append(j + 1)
     cont = sorted(reports.get(fors[0], set()), reverse=True) if fors else []
     strd = sorted(reports.get(fors[1], set()), reverse=True) if len(fors) > 1 else []
-    rows.append((m.group(1), {"f": "float32", "d": "float64"}[m.group(2)], cont, strd))
+    rows.append((m.group(1), {"f": "float32", "d": "float64"}[m.group(2)], cont, strd, len(fors)))
 nv = 0
-for name, dt, cont, strd in rows:
-    nv += bool(cont)
+for name, dt, cont, strd, nfor in rows:
+    nv += bool(cont) and (nfor < 2 or bool(strd))
     print(f"{name:20s} {dt:8s} contiguous: {','.join(map(str, cont)) or 'NOT VECTORIZED':14s} strided: {','.join(map(str, strd)) or '-'}")
 print(f"{nv}/{len(rows)} contiguous loops vectorised")
 if nv < len(rows):

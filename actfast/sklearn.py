@@ -176,17 +176,31 @@ def _adam_update_params(self: Any, params: list[np.ndarray], grads: list[np.ndar
     (``_kernels._adam_step``), with the same arithmetic in the same dtypes, so that the
     fit is bit-identical to an unpatched one; ``ms`` and ``vs`` are updated in place
     instead of being rebound to new lists. An array the kernel does not take (not
-    C-contiguous, say) gets scikit-learn's NumPy expressions, in place."""
+    C-contiguous, a float64 gradient of a float32 parameter, float32 under NumPy 1.x's
+    promotion) gets scikit-learn's NumPy expressions, its m and v rebound as there."""
     from ._dispatch import kernels as k
 
     self.t += 1
     self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                           / (1 - self.beta_1 ** self.t))
-    for param, grad, m, v in zip(params, grads, self.ms, self.vs):
-        if not k._adam_step(param, grad, m, v, self.learning_rate, self.beta_1, self.beta_2, self.epsilon):
-            m[...] = self.beta_1 * m + (1 - self.beta_1) * grad
-            v[...] = self.beta_2 * v + (1 - self.beta_2) * (grad ** 2)
-            param += -self.learning_rate * m / (np.sqrt(v) + self.epsilon)
+    ms, vs = self.ms, self.vs
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        m, v = ms[i], vs[i]
+        if (_NEP50 or param.dtype != np.float32) and k._adam_step(param, grad, m, v, self.learning_rate, self.beta_1,
+                                                                  self.beta_2, self.epsilon):
+            continue
+        # scikit-learn's expressions, rebinding m and v as it does: a float64 gradient
+        # (MLPRegressor's last layer for float32 X and float64 y) makes them float64.
+        m = ms[i] = self.beta_1 * m + (1 - self.beta_1) * grad
+        v = vs[i] = self.beta_2 * v + (1 - self.beta_2) * (grad ** 2)
+        param += -self.learning_rate * m / (np.sqrt(v) + self.epsilon)
+
+
+# Whether NumPy promotes as NEP 50 says (NumPy >= 2): a float64 scalar times a float32
+# array is then float64, as the fused step computes the update. Under NumPy 1.x's
+# value-based casting scikit-learn's update of a float32 array is float32: those arrays
+# keep its expressions.
+_NEP50 = (np.float64(1.0) * np.ones(1, np.float32)).dtype == np.float64
 
 
 # --------------------------------------------------------------------------------------

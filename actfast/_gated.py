@@ -79,11 +79,14 @@ def _packed_halves(gate: Any, value: Any, out: Any, where: Any,
 
 def _gated_forward(name: str, kernel: str, ufunc: np.ufunc, gate: Any, value: Any, params: tuple[float, ...],
                    out: Any, where: Any) -> Any:
-    packed = _packed_halves(gate, value, out, where)
+    # With out= too: the ufunc on such halves also pays NumPy's iterator, which copies
+    # rows shorter than its buffer through it (reglu on (1000, 1000) halves: 1.5 ms
+    # against 0.27 on one thread).
+    packed = _packed_halves(gate, value, out, where, out_shape=getattr(gate, "shape", None))
     if packed is None:
         return _call(ufunc, name, (gate, value), params, out, where)
     z, gate_first = packed
-    y = np.empty(gate.shape, gate.dtype)
+    y = np.empty(gate.shape, gate.dtype) if out is None else out
     _k._dense_gated_epilogue(z, None, y.reshape(z.shape[0], -1), _k.GATED_INDEX[kernel],
                              params[0] if params else 0.0, gate_first)
     return y

@@ -701,6 +701,18 @@ def test_packed_halves_take_the_row_loop_bit_for_bit(dtype, name, kw):
         np.testing.assert_array_equal(y, want)
         np.testing.assert_array_equal(dg, want_g[0])
         np.testing.assert_array_equal(dv, want_g[1])
+        # with out= (the forward's): written into out, the same values; an out that
+        # overlaps the input, or of another layout, takes the ufunc
+        out = np.full_like(dy, np.nan)
+        assert f(gate, value, **kw, out=out) is out
+        np.testing.assert_array_equal(out, want)
+        assert actfast._gated._packed_halves(gate, value, out, True, out_shape=out.shape) is not None
+        assert actfast._gated._packed_halves(gate, value, np.zeros((4, 300, 30), dtype).transpose(0, 2, 1), True,
+                                             out_shape=out.shape) is None
+    assert actfast._gated._packed_halves(first, second, h[..., :300], True, out_shape=first.shape) is None
+    h2 = h.copy()
+    got = f(h2[..., :300], h2[..., 300:], **kw, out=h2[..., :300])                  # in place: the ufunc
+    np.testing.assert_array_equal(got, f(first, second, **kw))
     assert actfast._gated._packed_halves(first, second, None, True) is not None
     assert actfast._gated._packed_halves(first, h[..., 1:301], None, True) is None            # overlapping
     assert actfast._gated._packed_halves(first, second.copy(), None, True) is None            # two arrays

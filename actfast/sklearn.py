@@ -267,10 +267,10 @@ def _base_activations() -> dict[str, Any]:
 def _make_compute_loss_grad(original: Callable[..., Any], mean_intercept: bool) -> Callable[..., Any]:
     """scikit-learn's ``_compute_loss_grad`` with the GEMM written into the gradient's
     own array and ``g += alpha W; g /= n`` one fused pass (``_kernels._l2_grad``, the
-    same arithmetic). ``mean_intercept``: scikit-learn < 1.7 takes the bias gradient as
-    ``np.mean(delta, 0)`` (its argument is n_samples), later ones as ``np.sum(delta, 0)
-    / sw_sum``. Anything else (sparse input, sample weights, alpha not a Python float)
-    keeps scikit-learn's code."""
+    same arithmetic). ``mean_intercept``: scikit-learn versions whose argument is
+    ``n_samples`` (1.4) take the bias gradient as ``np.mean(delta, 0)``, those whose
+    argument is ``sw_sum`` (1.9) as ``np.sum(delta, 0) / sw_sum``. Anything else (sparse
+    input, sample weights, alpha not a Python float) keeps scikit-learn's code."""
     from ._dispatch import kernels as k
 
     def _compute_loss_grad(self: Any, layer: int, sw_sum: Any, activations: list[Any], deltas: list[Any],
@@ -359,8 +359,8 @@ def _targets() -> tuple[Any, Any, list[type], type]:
 
 def _loss_grad_layout(f: Callable[..., Any]) -> bool | None:
     """How ``_compute_loss_grad`` takes the bias gradient, from its second argument's
-    name: True for ``np.mean(delta, 0)`` (``n_samples``, scikit-learn < 1.7), False for
-    ``np.sum(delta, 0) / sw_sum``; None for a layout the patch does not know."""
+    name: True for ``np.mean(delta, 0)`` (``n_samples``, as in scikit-learn 1.4), False
+    for ``np.sum(delta, 0) / sw_sum``; None for a layout the patch does not know."""
     import inspect
 
     names = list(inspect.signature(f).parameters)

@@ -408,7 +408,13 @@ AF_INLINE float af__exp_pairf(float z, float zl, float *pl, float *n_out)
  *    the ~2^-32 of the pair: the only rounding that counts is the caller's last one.
  * z is clamped at -200: beyond, 1 + e = 1 and 2^n e underflows for any float caller.
  */
-AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, float *s1)
+/*
+ * The denominator 1 + e = dh + *dl of sigmoid(t), e = exp(-|t|) = 2^n (ph + pl) (the
+ * exact Fast2Sum pair, plus pl), for t = th + tl; also returns ph, pl, n and s1 =
+ * 2^max(n, -100). Shared by af__sigmoid_partsf and af_gelu_tanh_gradf.
+ */
+AF_INLINE float af__one_plus_expf(float th, float tl, float *dl, float *ph_out, float *pl_out, float *n_out,
+                                  float *s1)
 {
     int pos = th >= 0.0f;
     float z = pos ? -th : th;
@@ -423,7 +429,18 @@ AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, floa
     *s1 = sd;
     float eh = ph * sd, el = pl * sd;
     float dh = 1.0f + eh;
-    float dl = ((1.0f - dh) + eh) + el;
+    *dl = ((1.0f - dh) + eh) + el;
+    *ph_out = ph;
+    *pl_out = pl;
+    *n_out = n;
+    return dh;
+}
+
+AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, float *s1)
+{
+    int pos = th >= 0.0f;
+    float dl, ph, pl, n;
+    float dh = af__one_plus_expf(th, tl, &dl, &ph, &pl, &n, s1);
     float rcp = 1.0f / dh;
     float nh = pos ? 1.0f : ph, nl = pos ? 0.0f : pl;
     float q0 = nh * rcp;
@@ -464,7 +481,7 @@ AF_INLINE float af_sigmoidf(float x)
  * (sigmoid < 1, or q' < 2^-99) and rounds once; the rest of 2^n (>= 2^-189, two
  * normal factors) is applied last, one more rounding in the subnormal tail only.
  * m exp(t) is representable down to t = -192 for |m| near FLT_MAX (below the range of
- * exp in float): that is why partsf clamps at -200, not -104. m = +-inf: the low
+ * exp in float): that is why af__one_plus_expf clamps at -200, not -104. m = +-inf: the low
  * product is dropped (inf * qc would be NaN for qc = 0).
  */
 AF_INLINE float af__msigmoidf(float m, float th, float tl)
@@ -1653,16 +1670,9 @@ AF_INLINE float af_gelu_tanh_gradf(float x, float dy)
     float th = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_BF, AF__GELU_BF_LO, &tl);
     float kh = af__gelu_tanh_argf(xc, xx, xxl, AF__GELU_B3F, AF__GELU_B3F_LO, &kl);
     int pos = th >= 0.0f;
-    float z = pos ? -th : th;
-    float zl = pos ? -tl : tl;
-    z = z < -200.0f ? -200.0f : z;
-    float pl, n;
-    float ph = af__exp_pairf(z, zl, &pl, &n);
+    float dl, ph, pl, n, s1;
+    float dh = af__one_plus_expf(th, tl, &dl, &ph, &pl, &n, &s1);
     float m1 = n < -100.0f ? -100.0f : n;
-    float s1 = af__pow2if(m1);
-    float eh = ph * s1, el = pl * s1;
-    float dh = 1.0f + eh;
-    float dl = ((1.0f - dh) + eh) + el;
     float r0 = 1.0f / dh;
     float rr = (AF_FMAF(-r0, dh, 1.0f) - r0 * dl) * r0;
     float Ph = ph * r0;

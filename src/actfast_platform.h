@@ -25,7 +25,14 @@ static inline int af_omp_max_threads(void) { return 1; }
  * NumPy turns flags left after a loop into RuntimeWarnings; activations have no
  * overflow of their own, so each loop clears the calling thread's flags when it ends.
  */
+#if defined(AF_KEEP_UNDERFLOW_FLAG)
+/* A diagnostic build (tools/underflow_scan.py): the underflow flag survives the loop, so
+ * that NumPy's errstate(under="raise") shows which kernels form subnormal intermediates
+ * for ordinary inputs (each one costs a microcode assist on many x86 cores). */
+static inline void af_clear_fp_status(void) { feclearexcept(FE_ALL_EXCEPT & ~FE_UNDERFLOW); }
+#else
 static inline void af_clear_fp_status(void) { feclearexcept(FE_ALL_EXCEPT); }
+#endif
 
 static inline uint32_t af_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float af_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }

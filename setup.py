@@ -177,20 +177,6 @@ class BuildExt(build_ext):
             return flags
         return []
 
-    def no_thread_jumps_flags(self) -> list[str]:
-        """-fno-thread-jumps for gcc: its jump threading copies the code after a clamp
-        such as ``e < -250 ? -250 : e`` into the clamped path, folds the constant there
-        (``g * 2^-125 * 2^-125``), and the vectoriser then evaluates that copy in every
-        lane: a subnormal product for ordinary inputs, which costs a microcode assist
-        per vector on AMD Zen and older Intel cores. Measured on Zen 3 (AVX2, one
-        thread): silu' float32 7.2 -> 3.5 ns/element, elu for x > 0 4.6 -> 2.2, gelu
-        6.5 -> 5.3; results bit for bit the same (only code generation changes).
-        tools/underflow_scan.py finds such paths. Other compilers get nothing here."""
-        flags = ["-fno-thread-jumps"]
-        if _probe(self.compiler, "int main(void) { return 0; }\n", flags + ["-Werror"], []):
-            return flags
-        return []
-
     def build_extensions(self) -> None:
         ctype = self.compiler.compiler_type
         family = "msvc" if ctype == "msvc" else "unix"
@@ -210,7 +196,6 @@ class BuildExt(build_ext):
                     "-fno-semantic-interposition"]
             base += ["-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unused-variable"]
             base += self.inline_flags()
-            base += self.no_thread_jumps_flags()
         extra = os.environ.get("ACTFAST_CFLAGS", "").split()
         variants = isa_variants()
         for ext in self.extensions:

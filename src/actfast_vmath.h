@@ -112,6 +112,18 @@ AF_INLINE double af__ldexp2(double p, double n)
     return (p * af__pow2i(n1)) * af__pow2i(n2);
 }
 
+/* The limit of p 2^n as n -> -inf: p's signed zero, or p itself where p is inf or NaN.
+ * Where a scaling exponent can fall below the range of a final product, the kernels
+ * select this at the end instead of clamping the exponent to a constant: gcc's jump
+ * threading copies the code after such a clamp into the clamped path, folds the
+ * constant there, and the vector loop then computes that copy in every lane, a
+ * subnormal product for ordinary inputs (a microcode assist per vector on AMD Zen and
+ * many Intel cores: silu' and gelu took 2x the time; tools/underflow_scan.py). */
+AF_INLINE float af__zero_likef(float p)
+{
+    return af__ffrom(af__fbits(p) & 0x7fffffffu) < AF__INFF ? 0.0f * p : p;
+}
+
 /* ---- exp core -------------------------------------------------------------------- */
 
 /* ln2 = LN2HI + LN2LO with LN2HI having trailing zeros (n * LN2HI exact for |n| < 2^11
@@ -822,9 +834,12 @@ AF_INLINE float af__silu_slopef(float th, float tl, float mh, float ml, float k)
     float ks = pos ? 1.0f : s1;
     float qk = q0 * ks;
     float g = AF_FMAF(mh, qk, AF_FMAF(mf, qc * ks, ml * qk));
-    /* n - m1 in [-229, 0], k in [-128, 128]; below -250 the result is 0 (|g| < 2^70) */
+    /* n - m1 in [-229, 0], k in [-128, 128]; below -250 the result is 0 (|g| < 2^70),
+     * selected rather than clamped (af__zero_likef; the clamped copy was g 2^-125
+     * 2^-125 in every lane). Lanes below -250 scale by garbage that the select drops. */
     float e = (pos ? 0.0f : n - m1) + k;
-    return af__ldexpf2(g, e < -250.0f ? -250.0f : e);
+    float r = af__ldexpf2(g, e);
+    return e < -250.0f ? af__zero_likef(g) : r;
 }
 
 /* dy silu'(x) */
@@ -986,7 +1001,7 @@ AF_INLINE float af_mish_gradf(float x, float dy)
 
 /*
  * alpha expm1(x) for float x, as elu's x <= 0 branch, in float lanes with FMA: with
- * exp(x) = 2^n (ph + pl) (af__exp_pairf) and E = 2^n ph (exact, n clamped at -126 where
+ * exp(x) = 2^n (ph + pl) (af__exp_pairf) and E = 2^n ph (exact, n clamped at -64 where
  * E no longer shows next to 1), expm1 = (E - 1) + 2^n pl where E - 1 is the exact
  * Fast2Sum pair h + l (E < 2; for n = 0, E in [0.7, 1.42] and E - 1 is exact by
  * Sterbenz, so the small-x case needs no branch: pl then holds r + r^2 P(r) - (ph - 1)
@@ -1001,7 +1016,11 @@ AF_INLINE float af_alpha_expm1f(float x, float alpha)
     z = z > 0.0f ? 0.0f : z;                    /* callers use x > 0 otherwise */
     float pl, n;
     float ph = af__exp_pairf(z, 0.0f, &pl, &n);
-    float s = af__pow2if(n < -126.0f ? -126.0f : n);
+    /* n is clamped at -64, not lower: E < 2^-64 no longer shows next to 1 (h = -1, and
+     * alpha l is below alpha 2^-63), and gcc's jump threading computes the clamped
+     * copy in every lane of the vector loop; at -126 that copy's E was subnormal, a
+     * microcode assist per vector (elu for x > 0 took 2.4x the time on Zen 3). */
+    float s = af__pow2if(n < -64.0f ? -64.0f : n);
     float E = ph * s;
     float h = E - 1.0f;
     float l = (E - (h + 1.0f)) + pl * s;
@@ -1566,9 +1585,12 @@ AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
         float vg = af__ffrom(af__fbits(v) & 0x7fffffffu) < AF__INFF ? v : 0.0f;
         y = AF_FMAF(v, zh, vg * zl);
     }
-    float n2 = pos ? 0.0f : n - n1;             /* in [-189, 0] */
-    float n3 = n2 < -94.0f ? -94.0f : n2;
-    return (y * af__pow2if(n3)) * af__pow2if(n2 - n3);
+    /* n2 in [-189, 0]; below -126 (a > 16.4) |y| < 2^-100 and the result is 0:
+     * selected, not clamped (af__zero_likef; the clamped copy, y 2^-94, was
+     * subnormal in every lane for x < -6.5). One rounding, in the subnormal tail. */
+    float n2 = pos ? 0.0f : n - n1;
+    float r = y * af__pow2if(n2);
+    return n2 < -126.0f ? af__zero_likef(y) : r;
 }
 
 /* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair (th, *lo) normalised (|lo| <= ulp/2)

@@ -17,7 +17,7 @@ legitimately and are not scanned. A flag is not always a cost per element: squar
 raises it once per call, in a loop-invariant product (b k^2 for its overflow scaling
 k), and tanh_shrink for |x| < 1e-3 only. Speed is measured in bench/;
 this finds the cause. Found with it (Zen 3, 2026-12): silu' float32 7.2 -> 3.5
-ns/element, elu for x > 0 4.6 -> 2.2, float64 silu 13 -> 7 (setup.py's
+ns/element, elu for x > 0 4.6 -> 2.2, float64 silu 13 -> 7 (see
 af__zero_likef and af_expmul2 in src/actfast_vmath.h).
 """
 from __future__ import annotations

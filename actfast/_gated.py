@@ -96,19 +96,51 @@ def _gated_grad(name: str, kernel: str, ufunc: np.ufunc, gate: Any, value: Any, 
                 params: tuple[float, ...], out: Any, where: Any) -> tuple[Any, Any]:
     """The gradient ufunc, or for packed halves (see _packed_halves) the row loop, whose
     (dgate, dvalue) are then the two halves of one (..., 2n) array, in z's layout."""
-    packed = _packed_halves(gate, value, out, where)
+    packed = _packed_halves(gate, value, None, where)
     if (packed is None or not isinstance(dy, np.ndarray) or dy.dtype != gate.dtype or dy.shape != gate.shape
             or not dy.flags.c_contiguous):
         return _call_pair(ufunc, name, (gate, value, dy), params, out, where)
     z, gate_first = packed
     n = gate.shape[-1]
-    dz = np.empty(z.shape, gate.dtype)
-    db = np.empty(2 * n, gate.dtype)             # the row loop also sums dz (the bias gradient)
-    _k._dense_gated_dz(dy.reshape(z.shape[0], n), z, dz, db, _k.GATED_INDEX[kernel + "_grad"],
+    if out is None:
+        dz = np.empty(z.shape, gate.dtype)
+    else:
+        # out=(dgate, dvalue) as the two halves of one array laid out as z (a dx buffer
+        # for the fused projection): the row loop writes it directly. The ufunc on such
+        # halves pays NumPy's iterator, which copies the five operands' rows through
+        # its buffers (swiglu' in the loop scenario: 1.1x NumPy's own expression).
+        dz = _packed_out(out, gate, value, dy, gate_first)
+        if dz is None:
+            return _call_pair(ufunc, name, (gate, value, dy), params, out, where)
+    _k._dense_gated_dz(dy.reshape(z.shape[0], n), z, dz, None, _k.GATED_INDEX[kernel + "_grad"],
                        params[0] if params else 0.0, gate_first)
+    if out is not None:
+        return out[0], out[1]
     dz = dz.reshape(gate.shape[:-1] + (2 * n,))
     first, second = dz[..., :n], dz[..., n:]
     return (first, second) if gate_first else (second, first)
+
+
+def _packed_out(out: Any, gate: np.ndarray, value: np.ndarray, dy: np.ndarray,
+                gate_first: bool) -> np.ndarray | None:
+    """out=(dgate, dvalue) as one writeable (rows, 2n) array in z's layout (dgate where
+    the gate half is), when they are such halves and share no memory with the inputs;
+    else None (the ufunc handles it)."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        return None
+    dgate, dvalue = out
+    if not (isinstance(dgate, np.ndarray) and isinstance(dvalue, np.ndarray) and dgate.shape == gate.shape
+            and dgate.dtype == gate.dtype
+            and dgate.flags.writeable and dvalue.flags.writeable):
+        return None
+    packed = _packed_halves(dgate, dvalue, None, True)
+    if packed is None or packed[1] != gate_first:
+        return None
+    zo = packed[0]
+    if any(np.may_share_memory(zo, a) for a in (gate, value, dy)):
+        return None
+    first = dgate if gate_first else dvalue
+    return np.lib.stride_tricks.as_strided(first, shape=zo.shape, strides=zo.strides, writeable=True)
 
 
 def _beta(name: str, beta: Any) -> float:
@@ -368,8 +400,7 @@ def glu_grad(x: ArrayLike, dy: ArrayLike, axis: int = -1, *, out: Any = None, wh
             and dy.flags.c_contiguous and dy.flags.aligned and (out is None or not np.may_share_memory(out, dy))):
         z = packed[0]                            # x itself as (rows, 2n): dx has its layout
         dx = np.empty(x.shape, x.dtype) if out is None else out
-        db = np.empty(x.shape[-1], x.dtype)      # the row loop also sums dz (the bias gradient)
-        _k._dense_gated_dz(dy.reshape(z.shape[0], -1), z, dx.reshape(z.shape), db,
+        _k._dense_gated_dz(dy.reshape(z.shape[0], -1), z, dx.reshape(z.shape), None,
                            _k.GATED_INDEX["glu_pair_grad"], 0.0, False)
         return dx
     bf16 = None

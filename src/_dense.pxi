@@ -279,9 +279,10 @@ cdef inline void gated_dz_rows(void *ctx, Py_ssize_t lo, Py_ssize_t hi, real_t t
         args[3 + c.nparams] = <char *>(dzr + c.gate_off)
         args[4 + c.nparams] = <char *>(dzr + c.value_off)
         c.span(args, c.steps, 0, n)
-        acc = c.acc + (i // c.rows_per_chunk) * w
-        for j in range(w):
-            acc[j] += dzr[j]
+        if c.acc != NULL:
+            acc = c.acc + (i // c.rows_per_chunk) * w
+            for j in range(w):
+                acc[j] += dzr[j]
 
 
 cdef void gated_epilogue_rows_f(void *c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
@@ -344,20 +345,24 @@ def _dense_gated_epilogue(cnp.ndarray z, b, cnp.ndarray y, Py_ssize_t kernel, do
 def _dense_gated_dz(cnp.ndarray dy, cnp.ndarray z, cnp.ndarray dz, cnp.ndarray db, Py_ssize_t kernel, double p0,
                     bint gate_first):
     """dz[:] = (dgate, dvalue) in z's column layout from dy (rows, n) and the saved z
-    (rows, 2n), and db[:] = dz.sum(axis=0), summed in double. All C-contiguous, one
-    float dtype; kernel is GATED_INDEX[name + "_grad"]."""
+    (rows, 2n), and db[:] = dz.sum(axis=0), summed in double (db None: no sum, for the
+    elementwise gated gradients). All C-contiguous, one float dtype; kernel is
+    GATED_INDEX[name + "_grad"]."""
     cdef gated_ctx c
     cdef npy_intp rows = z.shape[0], nchunks
     cdef int cost = gated_setup(&c, kernel, z, p0, gate_first, 3, 2)
     cdef int nt = threads_for(rows * c.n, cost) if rows > 1 else 1
     cdef af_chunk_fn fn = gated_dz_rows_f if cnp.PyArray_TYPE(z) == NPY_FLOAT else gated_dz_rows_d
     cdef cnp.ndarray acc
+    cdef bint with_db = db is not None
     c.out = <char *>cnp.PyArray_DATA(dz)
     c.dy = <const char *>cnp.PyArray_DATA(dy)
     nchunks = max(<npy_intp>1, (rows + c.rows_per_chunk - 1) // c.rows_per_chunk)
-    acc = np.zeros((nchunks, 2 * c.n), np.float64)
-    c.acc = <double *>cnp.PyArray_DATA(acc)
+    if with_db:
+        acc = np.zeros((nchunks, 2 * c.n), np.float64)
+        c.acc = <double *>cnp.PyArray_DATA(acc)
     with nogil:
         af_pool_run(fn, &c, rows, c.rows_per_chunk, nt)
-        sum_chunks(c.acc, nchunks, 2 * c.n, <char *>cnp.PyArray_DATA(db), cnp.PyArray_TYPE(dz) == NPY_FLOAT)
+        if with_db:
+            sum_chunks(c.acc, nchunks, 2 * c.n, <char *>cnp.PyArray_DATA(db), cnp.PyArray_TYPE(dz) == NPY_FLOAT)
         af_clear_fp_status()

@@ -717,3 +717,47 @@ def test_packed_halves_take_the_row_loop_bit_for_bit(dtype, name, kw):
     assert actfast._gated._packed_halves(first, h[..., 1:301], None, True) is None            # overlapping
     assert actfast._gated._packed_halves(first, second.copy(), None, True) is None            # two arrays
     assert actfast._gated._packed_halves(h[:, ::2, :300], h[:, ::2, 300:], None, True) is None  # rows skipped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,kw", [("swiglu", {"beta": 1.3}), ("geglu", {}), ("reglu", {})])
+def test_gated_grad_out_pair_of_halves(dtype, name, kw):
+    """out=(dgate, dvalue) as the halves of one array laid out as the input (a dx buffer)
+    is written by the row loop directly (actfast._gated._packed_out), the ufunc's values
+    bit for bit on 1 and 2 threads; a pair in the other order, of another dtype, or
+    overlapping an input takes the ufunc with the same values."""
+    from _helpers import same_on_1_and_2_threads
+
+    rng = np.random.default_rng(13)
+    h = (rng.standard_normal((40, 1200)) * 3).astype(dtype)
+    dy = rng.standard_normal((40, 600)).astype(dtype)
+    fg = getattr(actfast, name + "_grad")
+    ones = np.ones(dy.shape, bool)
+    for gate_first in (True, False):
+        gate, value = (h[:, :600], h[:, 600:]) if gate_first else (h[:, 600:], h[:, :600])
+        want = fg(gate, value, dy, **kw, where=ones, out=(np.zeros_like(dy), np.zeros_like(dy)))
+        o = np.full_like(h, np.nan)
+        pair = (o[:, :600], o[:, 600:]) if gate_first else (o[:, 600:], o[:, :600])
+        assert actfast._gated._packed_out(pair, gate, value, dy, gate_first) is not None
+
+        def run():
+            o[...] = np.nan
+            got = fg(gate, value, dy, **kw, out=pair)
+            assert got[0] is pair[0] and got[1] is pair[1]
+            return (o.copy(),)
+        same_on_1_and_2_threads(run, name)
+        np.testing.assert_array_equal(pair[0], want[0])
+        np.testing.assert_array_equal(pair[1], want[1])
+        swapped = pair[::-1]                               # dgate where the value is: the ufunc
+        assert actfast._gated._packed_out(swapped, gate, value, dy, gate_first) is None
+        fg(gate, value, dy, **kw, out=swapped)
+        np.testing.assert_array_equal(swapped[0], want[0])
+        np.testing.assert_array_equal(swapped[1], want[1])
+    other = np.zeros((40, 1200), np.float64 if dtype == np.float32 else np.float32)
+    assert actfast._gated._packed_out((other[:, :600], other[:, 600:]), h[:, :600], h[:, 600:], dy, True) is None
+    h2 = h.copy()                                          # out over the inputs: the ufunc, in place
+    want = fg(h[:, :600], h[:, 600:], dy, **kw)
+    assert actfast._gated._packed_out((h2[:, :600], h2[:, 600:]), h2[:, :600], h2[:, 600:], dy, True) is None
+    fg(h2[:, :600], h2[:, 600:], dy, **kw, out=(h2[:, :600], h2[:, 600:]))
+    np.testing.assert_array_equal(h2[:, :600], want[0])
+    np.testing.assert_array_equal(h2[:, 600:], want[1])

@@ -112,6 +112,20 @@ def test_float32_gelu_grads_scale_dy_once(isa, op):
     assert_ulp(_call(mod, op, x, dy), ref, np.float32, 1.0, x, f"{isa} {op} dy", floor)
 
 
+@pytest.mark.parametrize("isa", VARIANTS)
+@pytest.mark.parametrize("dy", [1e30, -3.4028235e38])
+def test_float32_gelu_grad_huge_dy_in_the_deep_tail(isa, dy):
+    # x < -16.4 scales by 2^n2 with n2 < -126 (two factors there): only a huge dy leaves
+    # a nonzero, subnormal result, which must still be dy * gelu'(x) rounded once.
+    mod = actfast._dispatch.load_variant(isa)
+    lo, hi = np.array([16.0, 20.5], np.float32).view(np.uint32)
+    x = -np.arange(lo, hi + 1, dtype=np.uint32).view(np.float32)
+    d = np.full(x.shape, dy, np.float32)
+    ref = d.astype(np.float64) * _gelu_grad(x.astype(np.float64))
+    assert (np.abs(ref) > 1e-44).sum() > 1000          # the case is exercised
+    _check(_call(mod, "gelu_grad", x, d), ref, x, None, f"{isa} gelu_grad dy={dy}")
+
+
 SPECIAL = np.array([-np.inf, np.inf, np.nan, -0.0, 0.0, 1e-45, -1e-45, 1e-40, -1e-40,
                     1.1754944e-38, -1.1754944e-38, 1e-30, -1e-30, 0.75, -0.75, 13.2, -13.2,
                     14.5, -14.5, 20.0, -20.0, 88.0, -88.0, 1e4, -1e4, 1e30, -1e30,

@@ -10,7 +10,7 @@ diagnostic build that keeps the underflow flag:
     ACTFAST_CFLAGS="-DAF_KEEP_UNDERFLOW_FLAG" python setup.py build_ext --inplace --force
     python tools/underflow_scan.py            # then rebuild without the flag
 
-It runs every elementwise kernel, float32 and float64, on one thread, over slices of
+It runs every op of the benchmark (actfast._bench.cases.OPS), float32 and float64, on one thread, over slices of
 [-8, 8] (where activations' inputs live) under np.errstate(under="raise") and prints
 the kernels and ranges that raised. Results in the far tails (|x| > 8) may underflow
 legitimately and are not scanned. A flag is not always a cost per element: squareplus
@@ -22,39 +22,12 @@ af__zero_likef and af_expmul2 in src/actfast_vmath.h).
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 import actfast as af
+from actfast._bench.cases import OPS
 
 RANGES = [(-8, -4), (-4, -1), (-1, 0), (0, 1), (1, 4), (4, 8)]
-NOT_ELEMENTWISE = {
-    "get_num_threads", "num_threads", "set_num_threads", "show_config", "init", "dense",
-    "dense_grad", "dense_saves", "born_dead_probability", "dead_fraction", "dead_units",
-    "saturation", "sparsity", "rrelu", "rrelu_grad", "prelu", "prelu_grad",
-}
-# torch-style aliases of other entries
-ALIASES = ("hardsig", "hardsw", "hardt", "logsig", "softsh", "tanhsh", "hardsh")
-
-
-def call(name: str, x: np.ndarray) -> None:
-    f = getattr(af, name)
-    required = [p for p in inspect.signature(f).parameters.values()
-                if p.default is inspect.Parameter.empty]
-    dy = np.ones_like(x)
-    if name == "glu":
-        f(x)
-    elif name == "glu_grad":
-        f(x, dy[:, : x.shape[1] // 2])
-    elif name.startswith("threshold"):
-        f(x, 0.5, 0.25) if name == "threshold" else f(x, dy, 0.5, 0.25)
-    elif len(required) == 1:
-        f(x)
-    elif len(required) == 3:          # gated units: gate, value, dy
-        f(x, x[::-1].copy(), dy)
-    else:
-        f(x, dy)
 
 
 def main() -> int:
@@ -67,22 +40,21 @@ def main() -> int:
         return 2
     except FloatingPointError:
         pass
-    names = [n for n in af.__all__ if callable(getattr(af, n)) and n[0].islower()
-             and n not in NOT_ELEMENTWISE and not n.startswith(ALIASES)]
     found = 0
     for dtype in (np.float32, np.float64):
-        for name in names:
+        for spec in OPS.values():     # the benchmark's cases: every op, kind and call form
             hits = []
             for lo, hi in RANGES:
                 x = np.linspace(lo, hi, 4096, dtype=dtype).reshape(64, 64)
+                dy = np.ones((64, 32) if spec.gated else x.shape, dtype)
                 try:
                     with np.errstate(all="ignore", under="raise"):
-                        call(name, x)
+                        spec.actfast(af, x, dy, None)
                 except FloatingPointError:
                     hits.append(f"[{lo}, {hi}]")
             if hits:
                 found += 1
-                print(f"{np.dtype(dtype).name:8s} {name:28s} {' '.join(hits)}")
+                print(f"{np.dtype(dtype).name:8s} {spec.label:30s} {' '.join(hits)}")
     print(f"{found} kernel(s) underflow for ordinary inputs")
     return 0
 

@@ -118,7 +118,9 @@ AF_INLINE double af__ldexp2(double p, double n)
  * threading copies the code after such a clamp into the clamped path, folds the
  * constant there, and the vector loop then computes that copy in every lane, a
  * subnormal product for ordinary inputs (a microcode assist per vector on AMD Zen and
- * many Intel cores: silu' and gelu took 2x the time; tools/underflow_scan.py). */
+ * many Intel cores: silu' took 2x the time; tools/underflow_scan.py). gelu's final
+ * scaling had the same cause; it selects between one and two scaling factors instead,
+ * since a huge dy leaves nonzero results below the range of one. */
 AF_INLINE float af__zero_likef(float p)
 {
     return af__ffrom(af__fbits(p) & 0x7fffffffu) < AF__INFF ? 0.0f * p : p;

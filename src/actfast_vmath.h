@@ -85,9 +85,12 @@ AF_INLINE double af__copysign(double mag, double sgn)
  * lane: more work per vector, and a folded copy can form subnormals (a microcode
  * assist per vector). A mask leaves the threader nothing to thread: gelu_tanh' float32
  * for x in [-5, 5] in a C loop on Sapphire Rapids, 4.4 -> 3.2 ns/element with AVX-512,
- * 11.1 -> 5.6 with AVX2. -fno-thread-jumps for the whole module does the same for that
- * kernel but slows most others (1.1-1.5x, up to 50x where a cheap loop stops vectorising).
- * A blend costs one instruction, a mask three under AVX2: used where threading was seen.
+ * 11.1 -> 5.6 with AVX2. On Zen 3 (AVX2), the clamps and sign selects of the gelu core
+ * as masks: gelu, gelu', geglu, geglu's dgate 0.72-0.85x the time, the sigmoid core's
+ * 0.91-0.96x (log_sigmoid', sigmoid, softplus'). -fno-thread-jumps for the whole module
+ * does the same for those kernels but slows most others (1.1-1.5x, up to 50x where a
+ * cheap loop stops vectorising). A blend costs one instruction, a mask three under
+ * AVX2: used where threading was seen.
  */
 AF_INLINE float af__self(int c, float a, float b)
 {
@@ -493,11 +496,11 @@ AF_INLINE float af__sigmoid_partsf(float th, float tl, float *qc, float *m, floa
     float dl, ph, pl, n;
     float dh = af__one_plus_expf(th, tl, &dl, &ph, &pl, &n, s1);
     float rcp = 1.0f / dh;
-    float nh = pos ? 1.0f : ph, nl = pos ? 0.0f : pl;
+    float nh = af__self(pos, 1.0f, ph), nl = af__self(pos, 0.0f, pl);
     float q0 = nh * rcp;
     float res = AF_FMAF(-q0, dh, nh) + AF_FMAF(-q0, dl, nl);
     *qc = res * rcp;
-    *m = pos ? 0.0f : n;
+    *m = af__self(pos, 0.0f, n);
     return q0;
 }
 
@@ -539,10 +542,10 @@ AF_INLINE float af__msigmoidf(float m, float th, float tl)
 {
     float qc, n, s1;
     float q0 = af__sigmoid_partsf(th, tl, &qc, &n, &s1);
-    float t = th >= 0.0f ? 1.0f : s1;           /* n = 0 for t >= 0 */
+    float t = af__self(th >= 0.0f, 1.0f, s1);   /* n = 0 for t >= 0 */
     float ml = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
     float y = AF_FMAF(m, q0 * t, ml * (qc * t));
-    return af__scale_downf(y, n - (n < -100.0f ? -100.0f : n)); /* n - n1 in [-189, 0] */
+    return af__scale_downf(y, n - af__self(n < -100.0f, -100.0f, n)); /* n - n1 in [-189, 0] */
 }
 
 /* dy * sigmoid(-x) (log_sigmoid'), in float lanes with FMA; else in double. */
@@ -1566,7 +1569,7 @@ AF_INLINE float af__gelu_rf(float a, float *rl)
     float gh = AF__GELU_T0 + c1;
     float gl = ((AF__GELU_T0 - gh) + c1) + ((c1l + AF_FMAF(AF__GELU_T1L, tt, AF__GELU_T0L)) + AF_FMAF(dc, AF_FMAF(d, eps, ttl), q));
     int head = a < AF__GELU_A0;
-    float c0 = head ? hh : gh, c0l = head ? hl : gl;
+    float c0 = af__self(head, hh, gh), c0l = af__self(head, hl, gl);
     float ch = c0 + c0l;
     float cl = (c0 - ch) + c0l;
     float rh = d * ch;
@@ -1585,7 +1588,7 @@ AF_INLINE float af__gelu_rf(float a, float *rl)
 AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
 {
     float a = af__ffrom(af__fbits(x) & 0x7fffffffu);
-    a = a > 20.0f ? 20.0f : a;
+    a = af__self(a > 20.0f, 20.0f, a);           /* selects: see af__self */
     float hh = a * a;
     float hl = AF_FMAF(a, a, -hh);
     float pl, n;
@@ -1602,13 +1605,13 @@ AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
     }
     float Ph = ph * dh;
     float Pl = AF_FMAF(ph, dh, -Ph) + AF_FMAF(ph, dl, pl * dh);
-    float n1 = n < -100.0f ? -100.0f : n;
+    float n1 = af__self(n < -100.0f, -100.0f, n);
     float s1 = af__pow2if(n1);
     float qh = Ph * s1, ql = Pl * s1;
     float oh = 1.0f - qh;
     float ol = ((1.0f - oh) - qh) - ql;
     int pos = x >= 0.0f;
-    float yh = pos ? oh : qh, yl = pos ? ol : ql;
+    float yh = af__self(pos, oh, qh), yl = af__self(pos, ol, ql);
     float mg = af__ffrom(af__fbits(m) & 0x7fffffffu) < AF__INFF ? m : 0.0f;
     float y;
     if (!gated) {                               /* v unused */
@@ -1621,7 +1624,7 @@ AF_INLINE float af__gelu_coref(float x, float m, float v, int grad, int gated)
         y = AF_FMAF(v, zh, vg * zl);
     }
     /* n - n1 in [-189, 0]; below -126 only where a huge dy leaves a nonzero result */
-    return af__scale_downf(y, pos ? 0.0f : n - n1);
+    return af__scale_downf(y, af__self(pos, 0.0f, n - n1));
 }
 
 /* c x (1 + b x^2), c = 2 sqrt(2/pi), as a float pair (th, *lo) normalised (|lo| <= ulp/2)
@@ -1693,8 +1696,8 @@ AF_INLINE float af_geglu_dgatef(float gate, float value, float dy)
  * FLT_MAX exp(-200) underflows), x itself is the multiplier; -inf gives the limit 0. */
 AF_INLINE float af_gelu_tanhf(float x)
 {
-    float xc = x > 14.0f ? 14.0f : x;
-    xc = xc < -14.0f ? -14.0f : xc;
+    float xc = af__self(x > 14.0f, 14.0f, x);      /* selects: see af__self */
+    xc = af__self(xc < -14.0f, -14.0f, xc);
 #if defined(AF_HAS_FMA)
     float xx = xc * xc, xxl = AF_FMAF(xc, xc, -xx);
     float tl;

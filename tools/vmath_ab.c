@@ -19,7 +19,7 @@
  *   /tmp/ab time [OPS] [LO HI]  # ns/element, 4096 x uniform in [LO, HI], one thread
  *
  * OPS: comma-separated names (default: all). NaN results compare equal whatever their
- * payload. Add a case to KERNELS (both lists) to cover another function.
+ * payload. Add a line to AB_KERNELS to cover another function.
  */
 #include <stddef.h>
 
@@ -47,16 +47,18 @@
     X(elu, af_alpha_expm1f(x, 1.0f))                                        \
     X(tanh_shrink, af_tanh_shrinkf(x))
 
+#define AB_INDEX(name, expr) AB_##name,
+enum { AB_KERNELS(AB_INDEX) N_OPS };
+
 #ifdef AB_SIDE
 /* ---- one side: the kernels of one header version, with a prefixed entry point ---- */
 #include "actfast_vmath.h"
 #define AB_CAT2(a, b) a##b
 #define AB_CAT(a, b) AB_CAT2(a, b)
 #define AB_CASE(name, expr)                                                 \
-    case __COUNTER__ - AB_BASE - 1:                                         \
+    case AB_##name:                                                         \
         for (size_t i = 0; i < n; i++) { float x = xs[i], d = dys[i]; (void)d; out[i] = (expr); } \
         return;
-enum { AB_BASE = __COUNTER__ };
 void AB_CAT(AB_SIDE, run)(int op, const float *xs, const float *dys, float *out, size_t n)
 {
     switch (op) { AB_KERNELS(AB_CASE) }
@@ -74,7 +76,6 @@ void new_run(int op, const float *xs, const float *dys, float *out, size_t n);
 
 #define AB_NAME(name, expr) #name,
 static const char *NAMES[] = { AB_KERNELS(AB_NAME) };
-#define N_OPS ((int)(sizeof NAMES / sizeof NAMES[0]))
 
 static int selected(const char *list, const char *name)
 {
@@ -92,7 +93,9 @@ static long long differing(int op)
     long long bad = 0;
 #pragma omp parallel for reduction(+ : bad) schedule(dynamic)
     for (long long blk = 0; blk < (1LL << 32) / BLOCK; blk++) {
-        float *x = malloc(4 * sizeof(float) * BLOCK), *dy = x + BLOCK, *a = dy + BLOCK, *b = a + BLOCK;
+        float *x = malloc(4 * sizeof(float) * BLOCK);
+        if (!x) { fprintf(stderr, "out of memory\n"); exit(2); }
+        float *dy = x + BLOCK, *a = dy + BLOCK, *b = a + BLOCK;
         for (int k = 0; k < 7; k++) {
             if (k > 0 && blk % 61 != 0) continue;
             for (int i = 0; i < BLOCK; i++) {
